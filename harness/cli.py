@@ -1,0 +1,65 @@
+"""The ``harness`` command: run | serve | load | report | fixtures | doctor.
+
+Each subcommand lives in its own module, which provides ``configure_parser(parser)`` and
+``main(args) -> int``; this file only dispatches, importing a module when its command runs so
+that ``harness serve`` does not pay for Locust or Playwright.
+
+Exit codes: 0 pass, 1 an SLO or check failed, 2 a harness error (bad input, missing tool).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from harness import __version__
+
+# command -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("harness.runner", "run scenario suites and write a reliability report"),
+    "serve": ("harness.serve_cmd", "start the reference server in the foreground"),
+    "load": ("harness.load.cli", "generate load with Locust (headless, web UI or distributed)"),
+    "report": ("harness.report.cli", "render a run directory again, optionally against a baseline"),
+    "fixtures": ("harness.fixtures_cmd", "generate or verify the audio fixtures"),
+    "doctor": ("harness.doctor", "check that everything the harness needs is in place"),
+}
+
+EXIT_PASS, EXIT_FAIL, EXIT_HARNESS_ERROR = 0, 1, 2
+
+
+class HarnessError(Exception):
+    """A problem with the harness's own input or environment (exit code 2), not a backend failure."""
+
+
+def build_parser(commands: dict[str, tuple[str, str]] = COMMANDS, load: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in commands.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module_name)
+        if name == load:  # only the chosen command's module is imported and configures its options
+            importlib.import_module(module_name).configure_parser(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(load=chosen if chosen in COMMANDS else None)
+    args = parser.parse_args(argv)
+    try:
+        module = importlib.import_module(args._module)
+        return int(module.main(args) or 0)
+    except HarnessError as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return EXIT_HARNESS_ERROR
+    except KeyboardInterrupt:
+        print("harness: interrupted", file=sys.stderr)
+        return EXIT_HARNESS_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sans-I/O codecs: config → connect request, audio/control → frames, frames → events."""

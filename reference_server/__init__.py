@@ -1,0 +1,1 @@
+"""Reference ASR/orchestrator server: the backend under test by default. Never imports harness."""

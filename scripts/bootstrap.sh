@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Installs what is missing, and nothing else: the virtualenv and the package, Debian's flite,
+# sox and chromium, and the real Toxiproxy server built from its Go module. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=.venv
+TOXIPROXY_VERSION=v2.12.0
+missing=()
+
+say() { printf 'bootstrap: %s\n' "$*"; }
+
+# --- Python: .venv with the package and its dev extras ---------------------------------
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating $VENV"
+  python3 -m venv "$VENV"
+fi
+stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  say "installing the package into $VENV (pip install -e .[dev])"
+  "$VENV/bin/pip" install --quiet --upgrade pip
+  "$VENV/bin/pip" install --quiet -e ".[dev]"
+  rm -f "$VENV"/.installed-*
+  touch "$stamp"
+fi
+
+# --- Debian packages: flite, sox, chromium ----------------------------------------------
+apt_missing=()
+command -v flite >/dev/null 2>&1 || apt_missing+=(flite)
+command -v sox >/dev/null 2>&1 || apt_missing+=(sox)
+[ -x /usr/bin/chromium ] || apt_missing+=(chromium)
+if [ ${#apt_missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing Debian packages: ${apt_missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq "${apt_missing[@]}" >/dev/null
+  else
+    missing+=("Debian packages ${apt_missing[*]}: run 'sudo apt-get install ${apt_missing[*]}'")
+  fi
+fi
+
+# --- Toxiproxy: the real server, built from its Go module --------------------------------
+if [ ! -x "$VENV/bin/toxiproxy-server" ]; then
+  if command -v toxiproxy-server >/dev/null 2>&1; then
+    ln -sf "$(command -v toxiproxy-server)" "$VENV/bin/toxiproxy-server"
+  elif command -v go >/dev/null 2>&1; then
+    say "building toxiproxy-server $TOXIPROXY_VERSION with go install"
+    gobin="$(mktemp -d)"
+    GOBIN="$gobin" go install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION"
+    GOBIN="$gobin" go install "github.com/Shopify/toxiproxy/v2/cmd/cli@$TOXIPROXY_VERSION"
+    # The module names its binaries after their folders (server, cli).
+    cp "$gobin/server" "$VENV/bin/toxiproxy-server"
+    cp "$gobin/cli" "$VENV/bin/toxiproxy-cli"
+    rm -rf "$gobin"
+  elif [ -z "${TOXIPROXY_URL:-}" ]; then
+    missing+=("toxiproxy-server: install Go (https://go.dev/dl) and rerun, or put a toxiproxy-server on PATH, or set TOXIPROXY_URL to a running Toxiproxy")
+  fi
+fi
+
+# --- Playwright: Python package only; it drives Debian's /usr/bin/chromium ---------------
+# (no 'playwright install': browser downloads are neither needed nor possible offline)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  say "cannot install everything; missing:"
+  for m in "${missing[@]}"; do printf '  - %s\n' "$m"; done
+  exit 2
+fi
