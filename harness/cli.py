@@ -34,7 +34,7 @@ class HarnessError(Exception):
 
 
 def build_parser(commands: dict[str, tuple[str, str]] = COMMANDS, load: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="harness", description="Test and chaos harness for real-time transcription backends.")
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in commands.items():
