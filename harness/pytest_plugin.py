@@ -1,0 +1,305 @@
+"""The harness's pytest plugin: options, fixtures, and capture of every scenario into a run directory.
+
+Scenarios (``scenarios/<suite>/test_*.py``) are ordinary pytest tests that use the ``scenario``
+fixture to record what they did::
+
+    def test_lifecycle(scenario, target):
+        history = scenario.history(fixture_id="meeting-01")     # saved into the run directory
+        ...drive a session...
+        scenario.check(lifecycle.pipeline_events(history))      # a Verdict
+        scenario.verify()                                       # fails the test on fail/unknown
+
+When the test ends, the scenario's verdicts, histories, fault windows and artifacts are written
+as one ``scenario`` record of ``results.jsonl``. A verdict that is ``unknown`` fails ``verify()``
+too: unknown never passes a gate silently. An exception that is not an assertion is recorded as
+a harness error (status unknown), never as a pass.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.checks.verdict import Status, Verdict
+from harness.history import FaultWindow, History
+from harness.results import RunDir, ScenarioResult
+from harness.safety import require_loopback
+
+PROTOCOLS = ("reference", "deepgram")
+PROFILES = ("ci", "nightly")
+
+
+@dataclass
+class Target:
+    """The backend under test: where to send HTTP and WebSocket traffic, and with which key.
+
+    ``server`` is the embedded reference server when the harness started one (so process faults
+    can kill and restart it); None for a user's backend given with ``--target``.
+    """
+
+    http_url: str
+    api_key: str
+    protocol: str = "reference"
+    server: Any = None  # harness.services.ReferenceServer | None
+    defects: tuple[str, ...] = ()
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.http_url[len("http"):] if self.http_url.startswith("http") else self.http_url
+
+    @property
+    def embedded(self) -> bool:
+        return self.server is not None
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+@dataclass
+class HarnessOptions:
+    target: str | None
+    api_key: str | None
+    protocol: str
+    profile: str
+    slo: str | None
+    run_dir: str | None
+    defects: tuple[str, ...]
+    engine: str
+    allow_remote: bool
+
+    @property
+    def nightly(self) -> bool:
+        return self.profile == "nightly"
+
+
+# --- options -------------------------------------------------------------------------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("harness", "transcription harness")
+    g.addoption("--target", default=os.environ.get("HARNESS_TARGET"),
+                help="backend base URL (default: start the embedded reference server)")
+    g.addoption("--api-key", default=os.environ.get("HARNESS_API_KEY") or os.environ.get("REFERENCE_API_KEY"),
+                help="API key for --target")
+    g.addoption("--protocol", default="reference", choices=PROTOCOLS, help="wire protocol of the target")
+    g.addoption("--profile", default="ci", choices=PROFILES, help="ci (short) or nightly (long)")
+    g.addoption("--slo", default=None, help="SLO file (TOML); default: the profile's")
+    g.addoption("--run-dir", default=None, help="run directory to write (default: reports/<run-id>)")
+    g.addoption("--defect", action="append", default=[], metavar="NAME",
+                help="start the embedded reference server with this planted defect (repeatable)")
+    g.addoption("--engine", default="pocketsphinx", choices=("pocketsphinx", "scripted"),
+                help="default engine of the embedded reference server")
+    g.addoption("--allow-remote", action="store_true", help="allow a target that is not on loopback")
+
+
+def options_from_config(config: pytest.Config) -> HarnessOptions:
+    return HarnessOptions(
+        target=config.getoption("--target"),
+        api_key=config.getoption("--api-key"),
+        protocol=config.getoption("--protocol"),
+        profile=config.getoption("--profile"),
+        slo=config.getoption("--slo"),
+        run_dir=config.getoption("--run-dir"),
+        defects=tuple(config.getoption("--defect")),
+        engine=config.getoption("--engine"),
+        allow_remote=config.getoption("--allow-remote"),
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    opts = options_from_config(config)
+    if opts.target and opts.defects:
+        raise pytest.UsageError("--defect switches on a defect of the embedded reference server; it cannot apply to --target")
+    if opts.target:
+        try:
+            require_loopback(opts.target, opts.allow_remote)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from exc
+    config._harness_options = opts  # type: ignore[attr-defined]
+    config._harness_run_dir = None  # type: ignore[attr-defined]
+
+
+def _run_dir(config: pytest.Config) -> RunDir:
+    """Created on first use, so unit-test runs that never record a scenario leave no folder behind."""
+    if config._harness_run_dir is None:  # type: ignore[attr-defined]
+        opts: HarnessOptions = config._harness_options  # type: ignore[attr-defined]
+        if opts.run_dir and (Path(opts.run_dir) / "results.jsonl").exists():
+            run = RunDir(opts.run_dir)
+        else:
+            run = RunDir.create(opts.run_dir)
+        if not run.read_run_info():
+            run.write_run_info({
+                "target": opts.target or "embedded reference server",
+                "protocol": opts.protocol, "profile": opts.profile,
+                "defects": list(opts.defects), "engine": opts.engine,
+                "started_at": _dt.datetime.now().isoformat(timespec="seconds"),
+            })
+        config._harness_run_dir = run  # type: ignore[attr-defined]
+    return config._harness_run_dir  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item._harness_call_report = report  # type: ignore[attr-defined]
+        item._harness_call_excinfo = call.excinfo  # type: ignore[attr-defined]
+
+
+# --- fixtures ------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def harness_options(pytestconfig: pytest.Config) -> HarnessOptions:
+    return pytestconfig._harness_options  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def run_dir(pytestconfig: pytest.Config) -> RunDir:
+    """The run directory every scenario of this pytest session writes into."""
+    return _run_dir(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def target(pytestconfig: pytest.Config) -> Any:
+    """The backend under test: ``--target``, or the embedded reference server started for the session.
+
+    The embedded server runs with test hooks on (hold_step, /debug/release) so stall and
+    mid-pipeline scenarios can run; a user's backend may not have them, and those scenarios say so.
+    """
+    opts: HarnessOptions = pytestconfig._harness_options  # type: ignore[attr-defined]
+    if opts.target:
+        if not opts.api_key:
+            raise pytest.UsageError("--target needs --api-key (or HARNESS_API_KEY)")
+        yield Target(http_url=opts.target.rstrip("/"), api_key=opts.api_key, protocol=opts.protocol)
+        return
+    from harness.services import ReferenceServer
+
+    server = ReferenceServer(engine=opts.engine, defects=opts.defects, test_hooks=True)
+    server.start()
+    try:
+        yield Target(http_url=server.url, api_key=server.api_key, protocol=opts.protocol,
+                     server=server, defects=opts.defects)
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def manifest():
+    """The audio fixtures' manifest (fixtures/audio/manifest.json)."""
+    from harness.audio import load_manifest
+
+    return load_manifest()
+
+
+@dataclass
+class ScenarioRecorder:
+    """Collects what one scenario did; written to the run directory when the test ends."""
+
+    suite: str
+    name: str
+    run: RunDir
+    params: dict[str, Any] = field(default_factory=dict)
+    verdicts: list[Verdict] = field(default_factory=list)
+    histories: list[History] = field(default_factory=list)
+    faults: list[FaultWindow] = field(default_factory=list)
+    artifacts: dict[str, str] = field(default_factory=dict)
+    started_ns: int = field(default_factory=time.monotonic_ns)
+    started_at: str = field(default_factory=lambda: _dt.datetime.now().isoformat(timespec="seconds"))
+    verified: bool = False
+
+    def history(self, **meta: Any) -> History:
+        """A new history for one session of this scenario (saved with the scenario)."""
+        h = History(meta={"scenario": self.name, "suite": self.suite, **self.params, **meta})
+        self.histories.append(h)
+        return h
+
+    def add_history(self, history: History) -> History:
+        if history not in self.histories:
+            self.histories.append(history)
+        return history
+
+    def check(self, verdict: Verdict) -> Verdict:
+        self.verdicts.append(verdict)
+        return verdict
+
+    def fault(self, window: FaultWindow) -> FaultWindow:
+        self.faults.append(window)
+        return window
+
+    def artifact(self, label: str, path: Path | str) -> str:
+        """Register a file (already written, usually under ``run.artifact_path``) as an artifact."""
+        rel = self.run.relative(path)
+        self.artifacts[label] = rel
+        return rel
+
+    def artifact_path(self, filename: str) -> Path:
+        from harness.results import safe_name
+
+        return self.run.artifact_path(f"{safe_name(self.name)}/{filename}")
+
+    def problems(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.status is not Status.PASS]
+
+    def verify(self) -> None:
+        """Fail the test if any verdict failed or is unknown, naming each; fail if there are none."""
+        self.verified = True
+        if not self.verdicts:
+            pytest.fail(f"{self.name}: no verdict was recorded; a scenario must check something")
+        bad = self.problems()
+        if bad:
+            lines = [f"{v.status.value.upper()} {v.name}: {v.message}" for v in bad]
+            pytest.fail("\n".join(lines), pytrace=False)
+
+    def result(self, error: str | None = None) -> ScenarioResult:
+        histories = [self.run.save_history(h) for h in self.histories]
+        faults = list(self.faults)
+        for h in self.histories:
+            faults.extend(w for w in h.faults if w not in faults)
+        return ScenarioResult(
+            suite=self.suite, scenario=self.name, verdicts=self.verdicts,
+            sessions=[h.session_id for h in self.histories if h.session_id],
+            histories=histories, faults=faults, artifacts=self.artifacts, params=self.params,
+            duration_s=(time.monotonic_ns() - self.started_ns) / 1e9, started_at=self.started_at,
+            error=error,
+        )
+
+
+def suite_of(item: pytest.Item) -> str:
+    """``scenarios/chaos/test_x.py`` → ``chaos``; anything else → its folder's name."""
+    parts = Path(str(item.path)).parts
+    if "scenarios" in parts:
+        i = parts.index("scenarios")
+        if i + 1 < len(parts) - 1:
+            return parts[i + 1]
+    return Path(str(item.path)).parent.name
+
+
+@pytest.fixture
+def scenario(request: pytest.FixtureRequest, pytestconfig: pytest.Config):
+    """Records one scenario (verdicts, histories, faults, artifacts) into the run directory."""
+    opts: HarnessOptions = pytestconfig._harness_options  # type: ignore[attr-defined]
+    name = request.node.nodeid.split("::", 1)[-1] if "::" in request.node.nodeid else request.node.name
+    rec = ScenarioRecorder(
+        suite=suite_of(request.node), name=f"{Path(str(request.node.path)).stem}::{name}",
+        run=_run_dir(pytestconfig),
+        params={"protocol": opts.protocol, "profile": opts.profile, "defects": list(opts.defects)},
+    )
+    yield rec
+    error = None
+    excinfo = getattr(request.node, "_harness_call_excinfo", None)
+    if excinfo is not None and not isinstance(excinfo.value, (AssertionError, pytest.fail.Exception)):
+        if isinstance(excinfo.value, pytest.skip.Exception):
+            error = f"skipped: {excinfo.value}"
+        else:
+            error = "".join(traceback.format_exception_only(excinfo.type, excinfo.value)).strip()
+    elif excinfo is None and not rec.verified and rec.problems():
+        # The test forgot verify(): never let a failed verdict pass silently.
+        rec.run.add_result(rec.result())
+        pytest.fail(f"{rec.name}: verdicts failed but the scenario did not call verify(): "
+                    + "; ".join(v.message for v in rec.problems()))
+    rec.run.add_result(rec.result(error=error))
