@@ -1,0 +1,217 @@
+"""The ``pocketsphinx`` engine: real streaming ASR with the PocketSphinx 5 wheel's US English model.
+
+Audio goes through PocketSphinx's ``Endpointer`` (WebRTC-style voice activity detection with a
+smoothing window) in whole 30 ms frames; only the speech it passes reaches the decoder. While speech
+flows, the decoder's running hypothesis is reported as a partial every ``PARTIAL_EVERY_MS`` of
+speech audio. A pause of about ``ENDPOINT_WINDOW_S`` ends the utterance: the decoder's second pass
+gives the final words with their times (10 ms frames) and posterior probabilities as confidences.
+A segment is also closed once it holds ``max_segment_s`` of audio, and at flush.
+
+Because the audio is cut into fixed frames before anything else sees it, the results do not depend
+on how the caller chunked the stream: any even-length chunks give the same partials and finals.
+
+Byte accounting: the endpointer hands back a contiguous run of the input for each speech region, so
+a segment covers stream bytes ``[start, cursor)`` exactly; ``boundary_offset`` is that end. Audio
+outside speech regions belongs to no segment. Speech shorter than the endpointer's window that is
+still pending at flush is dropped (it cannot be told from a click).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .base import (
+    BYTES_PER_MS,
+    EngineConfig,
+    EngineResult,
+    EngineWord,
+    FinalResult,
+    PartialResult,
+)
+from .decoder_pool import DecoderPool, default_pool
+from .validate import check_config, check_pcm
+
+ENDPOINT_WINDOW_S = 0.6  # ~0.55 s of non-speech ends a segment
+ENDPOINT_RATIO = 0.9  # fraction of the window that must agree to switch speech <-> silence
+PARTIAL_EVERY_MS = 300  # partial cadence, in speech audio fed to the decoder
+# The decoder explains long steady noise as one very long "word"; no spoken word is this long.
+MAX_WORD_MS = 1500
+
+_ALTERNATE = re.compile(r"\(\d+\)$")  # pronunciation variants: "to(2)" is "to"
+
+
+def clean_word(token: str) -> str | None:
+    """The spoken word for a decoder token, or None for silence and filler tokens.
+
+    Fillers are ``<s>``, ``</s>``, ``<sil>``, ``[NOISE]``/``[BREATH]``-style noise words and
+    ``++GARBAGE++`` markers; alternates like ``read(2)`` become ``read``.
+    """
+    token = token.strip()
+    if not token or token[0] in "<[+" or token.startswith("++"):
+        return None
+    word = _ALTERNATE.sub("", token)
+    return word or None
+
+
+class PocketSphinxEngine:
+    """One stream's decoding state around a decoder borrowed from a ``DecoderPool``."""
+
+    name = "pocketsphinx"
+
+    def __init__(self, config: EngineConfig, pool: DecoderPool | None = None) -> None:
+        check_config(config)
+        from pocketsphinx import Endpointer, Vad  # imported here: the scripted engine needs no model
+
+        self._endpointer_type = Endpointer
+        self._vad_mode = Vad.LOOSE
+        self._pool = pool if pool is not None else default_pool()
+        self._decoder: Any = self._pool.checkout()
+        self._frame_ms = 1000.0 / float(self._decoder.config["frate"])
+        # Whole samples, so a forced split never cuts one in half.
+        self._max_segment_bytes = max(2, int(config.max_segment_s * config.sample_rate) * 2)
+        self._partial_bytes = PARTIAL_EVERY_MS * BYTES_PER_MS
+        self._received = config.start_offset  # stream offset of the next byte to arrive
+        self._pending = bytearray()  # received bytes not yet a whole endpointer frame
+        self._in_utt = False
+        self._utt_start = 0  # stream offset where the open segment's audio starts
+        self._cursor = config.start_offset  # stream offset of the end of audio fed to the decoder
+        self._since_partial = 0
+        self._last_boundary = config.start_offset
+        self._new_endpointer()
+
+    # -- Engine interface --------------------------------------------------------------------
+
+    def accept(self, pcm: bytes) -> list[EngineResult]:
+        self._check_open()
+        check_pcm(pcm)
+        self._received += len(pcm)
+        self._pending += pcm
+        results: list[EngineResult] = []
+        frame_bytes = self._frame_bytes
+        taken = 0
+        while len(self._pending) - taken >= frame_bytes:
+            self._process_frame(bytes(self._pending[taken : taken + frame_bytes]), results)
+            taken += frame_bytes
+        del self._pending[:taken]
+        return results
+
+    def flush(self) -> list[EngineResult]:
+        self._check_open()
+        results: list[EngineResult] = []
+        tail = bytes(self._pending)
+        self._pending.clear()
+        if self._endpointer.in_speech:
+            # end_stream needs at least one sample; give it a silent one and cut it off again.
+            speech = self._endpointer.end_stream(tail or b"\0\0")
+            if speech is not None:
+                self._feed(speech if tail else speech[:-2], results)
+        results.extend(self._end_segment())
+        # The stream may go on after a flush: start afresh at the current offset.
+        self._new_endpointer()
+        return results
+
+    def close(self) -> None:
+        if self._decoder is None:
+            return
+        decoder, self._decoder = self._decoder, None
+        if self._in_utt:
+            decoder.end_utt()
+            self._in_utt = False
+        self._pool.checkin(decoder)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _new_endpointer(self) -> None:
+        self._endpointer = self._endpointer_type(
+            window=ENDPOINT_WINDOW_S,
+            ratio=ENDPOINT_RATIO,
+            vad_mode=self._vad_mode,
+            sample_rate=16000,
+        )
+        self._frame_bytes: int = self._endpointer.frame_bytes
+        self._endpointer_base = self._received  # stream offset of the endpointer's time zero
+
+    def _process_frame(self, frame: bytes, results: list[EngineResult]) -> None:
+        endpointer = self._endpointer
+        was_in_speech = endpointer.in_speech
+        speech = endpointer.process(frame)
+        if speech is None:
+            return
+        if not was_in_speech:
+            start = self._endpointer_base + round(endpointer.speech_start * 16000) * 2
+            self._cursor = max(start, self._last_boundary)
+        self._feed(speech, results)
+        if not endpointer.in_speech:
+            results.extend(self._end_segment())
+
+    def _feed(self, speech: bytes, results: list[EngineResult]) -> None:
+        """Decode contiguous speech audio that starts at ``self._cursor``."""
+        while speech:
+            if not self._in_utt:
+                self._decoder.start_utt()
+                self._in_utt = True
+                self._utt_start = self._cursor
+                self._since_partial = 0
+            room = self._max_segment_bytes - (self._cursor - self._utt_start)
+            chunk, speech = speech[:room], speech[room:]
+            self._decoder.process_raw(chunk)
+            self._cursor += len(chunk)
+            self._since_partial += len(chunk)
+            if self._cursor - self._utt_start >= self._max_segment_bytes:
+                results.extend(self._end_segment())  # forced: the segment is at max_segment_s
+            elif self._since_partial >= self._partial_bytes:
+                self._since_partial = 0
+                partial = self._partial()
+                if partial is not None:
+                    results.append(partial)
+
+    def _partial(self) -> PartialResult | None:
+        # From the word segmentation rather than hyp(), so the noise filter applies to partials too.
+        words = self._words()
+        if not words:
+            return None
+        return PartialResult(
+            text=" ".join(w.word for w in words),
+            start_ms=self._utt_start // BYTES_PER_MS,
+            end_ms=self._cursor // BYTES_PER_MS,
+        )
+
+    def _end_segment(self) -> list[EngineResult]:
+        if not self._in_utt:
+            return []
+        self._decoder.end_utt()
+        self._in_utt = False
+        self._last_boundary = self._cursor
+        words = self._words()
+        if not words:
+            return []  # silence or noise: an empty final is never emitted
+        return [
+            FinalResult(
+                text=" ".join(w.word for w in words),
+                start_ms=self._utt_start // BYTES_PER_MS,
+                end_ms=self._cursor // BYTES_PER_MS,
+                words=words,
+                boundary_offset=self._cursor,
+            )
+        ]
+
+    def _words(self) -> tuple[EngineWord, ...]:
+        seg_start_ms = self._utt_start // BYTES_PER_MS
+        seg_end_ms = self._cursor // BYTES_PER_MS
+        words: list[EngineWord] = []
+        for seg in self._decoder.seg() or ():
+            word = clean_word(seg.word)
+            if word is None:
+                continue
+            start = min(seg_end_ms, seg_start_ms + int(round(seg.start_frame * self._frame_ms)))
+            end = min(seg_end_ms, seg_start_ms + int(round((seg.end_frame + 1) * self._frame_ms)))
+            if end - start >= MAX_WORD_MS:
+                continue
+            confidence = min(1.0, max(0.0, float(seg.prob)))  # posterior, already linear
+            words.append(EngineWord(word=word, start_ms=start, end_ms=end, confidence=confidence))
+        return tuple(words)
+
+    def _check_open(self) -> None:
+        if self._decoder is None:
+            raise RuntimeError(f"{self.name} engine is closed")
