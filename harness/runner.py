@@ -1,0 +1,502 @@
+"""``harness run``: run scenario suites in pytest subprocesses, judge SLOs, render the report.
+
+Each suite runs as ``python -m pytest scenarios/<suite> --run-dir DIR ...`` in its own process, so
+a suite's heavy imports (Playwright, Locust) stay out of this one and a crash in one suite cannot
+take the others down. Progress comes back through a small pytest plugin (this module, loaded with
+``-p harness.runner``) that appends one JSON line per collection and per test to the file named
+by ``HARNESS_PROGRESS_FILE``; the parent tails that file for its live display.
+
+Exit codes: 0 pass; 1 an SLO or a check failed, or something is unknown; 2 a harness error
+(pytest usage error, the server did not start, a bad SLO file, no tests collected).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.cli import EXIT_FAIL, EXIT_HARNESS_ERROR, EXIT_PASS, HarnessError
+
+PROTOCOLS = ("reference", "deepgram")
+PROFILES = ("ci", "nightly")
+ENGINES = ("pocketsphinx", "scripted")
+# Default suites per profile; a suite is only run by default when its folder has tests.
+PROFILE_SUITES: dict[str, tuple[str, ...]] = {
+    "ci": ("conformance", "chaos", "browser"),
+    "nightly": ("conformance", "chaos", "browser", "load", "bench"),
+}
+SELFTEST = "selftest"  # not a folder of scenarios: harness.selftest drives the other suites
+PROGRESS_ENV = "HARNESS_PROGRESS_FILE"
+SCENARIOS_ENV = "HARNESS_SCENARIOS_DIR"
+# pytest exit codes (pytest.ExitCode) and what they mean for a run
+PYTEST_OK, PYTEST_TESTS_FAILED, PYTEST_NO_TESTS = 0, 1, 5
+# Setup errors with these in their text mean the harness could not run, not that the backend failed.
+HARNESS_ERROR_MARKERS = ("ServiceError", "UsageError", "RemoteTargetError")
+
+
+# === the pytest side: a tiny progress plugin ===============================================
+def _progress_write(entry: dict[str, Any]) -> None:
+    path = os.environ.get(PROGRESS_ENV)
+    if not path:
+        return
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry) + "\n")
+
+
+def pytest_collection_finish(session: Any) -> None:
+    _progress_write({"kind": "collected", "count": len(session.items)})
+
+
+def pytest_runtest_logstart(nodeid: str, location: Any) -> None:
+    _progress_write({"kind": "start", "nodeid": nodeid})
+
+
+def pytest_runtest_logreport(report: Any) -> None:
+    failed = report.failed
+    if report.when == "call" or failed or report.skipped:
+        entry = {"kind": "phase", "nodeid": report.nodeid, "when": report.when, "outcome": report.outcome}
+        if failed and report.when != "call":
+            entry["text"] = str(report.longrepr)[-4000:]
+        _progress_write(entry)
+
+
+def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
+    _progress_write({"kind": "finish", "nodeid": nodeid})
+
+
+# === the parent side ==========================================================================
+def default_scenarios_root() -> Path:
+    """``$HARNESS_SCENARIOS_DIR``, else the checkout's ``scenarios/``, else ``./scenarios``."""
+    env = os.environ.get(SCENARIOS_ENV)
+    if env:
+        return Path(env)
+    checkout = Path(__file__).resolve().parent.parent / "scenarios"
+    return checkout if checkout.is_dir() else Path("scenarios")
+
+
+def suite_has_tests(folder: Path) -> bool:
+    return any(folder.rglob("test_*.py"))
+
+
+def known_suites(root: Path) -> list[str]:
+    """Every scenario folder under ``root`` plus the self-test."""
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))) \
+        if root.is_dir() else []
+    return sorted(set(folders) - {SELFTEST}) + [SELFTEST]
+
+
+def resolve_suites(spec: str | None, profile: str, root: Path) -> list[str]:
+    """The suites to run, in order. Unknown names are a harness error naming the known ones."""
+    known = known_suites(root)
+    if spec:
+        names = [s.strip() for s in spec.split(",") if s.strip()]
+        if not names:
+            raise HarnessError(f"--suite {spec!r} names no suite; known suites: {', '.join(known)}")
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise HarnessError(f"unknown suite {', '.join(map(repr, unknown))}; known suites: {', '.join(known)}"
+                               f" (scenarios root: {root})")
+        return list(dict.fromkeys(names))
+    chosen = [s for s in PROFILE_SUITES[profile] if (root / s).is_dir() and suite_has_tests(root / s)]
+    if not chosen:
+        raise HarnessError(f"no suite of the {profile} profile ({', '.join(PROFILE_SUITES[profile])}) "
+                           f"has tests under {root}")
+    return chosen
+
+
+@dataclass
+class SuiteOutcome:
+    """What one pytest subprocess did, as seen through the progress file and its exit code."""
+
+    name: str
+    total: int | None = None
+    done: int = 0
+    current: str = ""
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    errors: list[str] = field(default_factory=list)  # setup/teardown error texts
+    exit_code: int | None = None
+    log: str = ""
+    duration_s: float = 0.0
+    _outcomes: dict[str, str] = field(default_factory=dict)
+
+    def feed(self, entry: dict[str, Any]) -> None:
+        kind = entry.get("kind")
+        if kind == "collected":
+            self.total = int(entry["count"])
+        elif kind == "start":
+            self.current = entry["nodeid"]
+        elif kind == "phase":
+            node = entry["nodeid"]
+            if entry["outcome"] == "failed":
+                self._outcomes[node] = "failed"
+                if entry["when"] != "call" and entry.get("text"):
+                    self.errors.append(entry["text"])
+            elif entry["outcome"] == "skipped":
+                self._outcomes.setdefault(node, "skipped")
+            else:
+                self._outcomes.setdefault(node, "passed")
+        elif kind == "finish":
+            self.done += 1
+            outcome = self._outcomes.get(entry["nodeid"], "passed")
+            setattr(self, outcome, getattr(self, outcome) + 1)
+            if self.current == entry["nodeid"]:
+                self.current = ""
+
+    @property
+    def harness_error(self) -> str | None:
+        """Why this suite could not judge the backend, or None."""
+        if self.exit_code is None:
+            return "did not finish"
+        if self.exit_code == PYTEST_NO_TESTS:
+            return "no tests collected"
+        if self.exit_code not in (PYTEST_OK, PYTEST_TESTS_FAILED):
+            return f"pytest exited with code {self.exit_code} (usage error, interrupted or internal error)"
+        for text in self.errors:
+            if any(m in text for m in HARNESS_ERROR_MARKERS):
+                # pytest's "E   ServiceError: ..." lines carry the message; the location line does not
+                lines = text.splitlines()
+                exc_lines = [ln[1:].strip() for ln in lines if ln.startswith("E ")
+                             and any(m in ln for m in HARNESS_ERROR_MARKERS)]
+                marked = [ln.strip() for ln in lines if any(m in ln for m in HARNESS_ERROR_MARKERS)]
+                return (exc_lines or marked or lines[-1:] or [text])[0][:500]
+        return None
+
+    def status_word(self) -> str:
+        if self.harness_error:
+            return "error"
+        return "pass" if self.exit_code == PYTEST_OK else "fail"
+
+
+@dataclass
+class PytestOptions:
+    """The harness options passed through to every pytest subprocess."""
+
+    target: str | None = None
+    api_key: str | None = None
+    protocol: str = "reference"
+    profile: str = "ci"
+    slo: str | None = None
+    defects: tuple[str, ...] = ()
+    engine: str = "pocketsphinx"
+    allow_remote: bool = False
+    keyword: str | None = None
+
+    def args(self) -> list[str]:
+        out = ["--protocol", self.protocol, "--profile", self.profile, "--engine", self.engine]
+        if self.target:
+            out += ["--target", self.target]
+        if self.api_key:
+            out += ["--api-key", self.api_key]
+        if self.slo:
+            out += ["--slo", self.slo]
+        for d in self.defects:
+            out += ["--defect", d]
+        if self.allow_remote:
+            out.append("--allow-remote")
+        if self.keyword:
+            out += ["-k", self.keyword]
+        return out
+
+
+def build_pytest_command(paths: Sequence[Path | str], run_dir: Path, options: PytestOptions,
+                   extra: Sequence[str] = ()) -> list[str]:
+    return [sys.executable, "-m", "pytest", *map(str, paths), "--run-dir", str(run_dir),
+            "-p", "harness.runner", "-p", "no:cacheprovider", "-q", "-rfE", *options.args(), *extra]
+
+
+def run_pytest(name: str, paths: Sequence[Path | str], run_dir: Path, options: PytestOptions, *,
+               log_path: Path, extra: Sequence[str] = (), on_progress: Callable[[SuiteOutcome], None] | None = None,
+               timeout_s: float = 3600.0, env: dict[str, str] | None = None) -> SuiteOutcome:
+    """Run one pytest subprocess, tailing its progress file; its output goes to ``log_path``."""
+    outcome = SuiteOutcome(name=name, log=str(log_path))
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    progress = log_path.with_suffix(".progress.jsonl")
+    progress.write_text("")
+    cmd = build_pytest_command(paths, run_dir, options, extra)
+    started = time.monotonic()
+    with open(log_path, "w", encoding="utf-8") as log, open(progress, encoding="utf-8") as tail:
+        log.write("$ " + " ".join(cmd) + "\n")
+        log.flush()
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env={**os.environ, **(env or {}), PROGRESS_ENV: str(progress)})
+        buffer = ""
+        try:
+            while True:
+                exited = proc.poll() is not None
+                chunk = tail.read()
+                if chunk:
+                    buffer += chunk
+                    *lines, buffer = buffer.split("\n")
+                    for line in lines:
+                        if line.strip():
+                            outcome.feed(json.loads(line))
+                    if on_progress:
+                        on_progress(outcome)
+                if exited:
+                    break
+                if time.monotonic() - started > timeout_s:
+                    proc.kill()
+                    proc.wait()
+                    outcome.errors.append(f"UsageError: suite {name} did not finish within {timeout_s:.0f} s")
+                    break
+                time.sleep(0.2)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+    outcome.exit_code = proc.returncode
+    outcome.current = ""
+    outcome.duration_s = time.monotonic() - started
+    if on_progress:
+        on_progress(outcome)
+    return outcome
+
+
+# === display =================================================================================
+class Progress:
+    """A live line per suite on a terminal (rich); plain lines otherwise (CI logs)."""
+
+    def __init__(self, names: Sequence[str], stream=None):
+        from rich.console import Console
+
+        self.console = Console(file=stream or sys.stdout, highlight=False, markup=False)
+        self.live_mode = self.console.is_terminal
+        self.rows: dict[str, SuiteOutcome] = {n: SuiteOutcome(name=n) for n in names}
+        self._printed_done: dict[str, int] = {}
+        self._live = None
+
+    def __enter__(self) -> Progress:
+        if self.live_mode:
+            from rich.live import Live
+
+            self._live = Live(self._render(), console=self.console, refresh_per_second=4, transient=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._live is not None:
+            self._live.update(self._render())
+            self._live.__exit__(*exc)
+
+    def _render(self):
+        from rich.table import Table
+
+        table = Table.grid(padding=(0, 2))
+        for row in self.rows.values():
+            total = "?" if row.total is None else str(row.total)
+            state = row.status_word() if row.exit_code is not None else ("running" if row.total is not None or row.done else "waiting")
+            counts = f"{row.done}/{total}"
+            detail = row.current or (f"{row.passed} passed, {row.failed} failed" if row.exit_code is not None else "")
+            table.add_row(row.name, counts, state, detail)
+        return table
+
+    def update(self, outcome: SuiteOutcome) -> None:
+        self.rows[outcome.name] = outcome
+        if self._live is not None:
+            self._live.update(self._render())
+            return
+        done_before = self._printed_done.get(outcome.name, 0)
+        if outcome.done > done_before:
+            total = "?" if outcome.total is None else outcome.total
+            self.console.print(f"[{outcome.name}] {outcome.done}/{total} done "
+                               f"({outcome.passed} passed, {outcome.failed} failed)")
+            self._printed_done[outcome.name] = outcome.done
+        if outcome.exit_code is not None and done_before != -1:
+            self.console.print(f"[{outcome.name}] finished: {outcome.status_word()} "
+                               f"in {outcome.duration_s:.0f} s")
+            self._printed_done[outcome.name] = -1
+
+    def note(self, text: str) -> None:
+        self.console.print(text)
+
+
+# === SLOs and the report =====================================================================
+@dataclass
+class SloLine:
+    name: str
+    status: str  # pass | fail | unknown
+    detail: str
+
+
+def evaluate_slos(run_path: Path, slo_file: str | None, profile: str) -> tuple[list[SloLine], str | None]:
+    """Judge the run's samples against the SLO file; bad SLO files raise HarnessError."""
+    try:
+        from harness import slo as slo_mod
+    except ImportError:  # the SLO module is not part of this installation
+        return [], None
+    if not hasattr(slo_mod, "evaluate_run"):
+        return [], None
+    try:
+        results, path = slo_mod.evaluate_run(run_path, slo_file, profile)
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        raise HarnessError(f"SLO evaluation failed: {exc}") from exc
+    lines = [SloLine(r.name, r.status.value if hasattr(r.status, "value") else str(r.status),
+                     getattr(r, "message", "") or "") for r in results]
+    return lines, str(path) if path else None
+
+
+def render_report(run_path: Path) -> Path | None:
+    try:
+        from harness import report as report_mod
+    except ImportError:
+        return None
+    render = getattr(report_mod, "render_run", None)
+    if render is None:
+        return None
+    out = render(run_path)
+    return Path(out) if out else run_path / "report.html"
+
+
+# === the command ===============================================================================
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", help="backend base URL (default: start the embedded reference server)")
+    p.add_argument("--api-key", help="API key for --target (default: $HARNESS_API_KEY)")
+    p.add_argument("--protocol", default="reference", choices=PROTOCOLS, help="wire protocol of the target")
+    p.add_argument("--suite", help="comma-separated suites (default: the profile's suites that have tests)")
+    p.add_argument("--profile", default="ci", choices=PROFILES, help="ci (short, default) or nightly (long)")
+    p.add_argument("--slo", help="SLO file (TOML; default: the profile's)")
+    p.add_argument("--out", help="run directory to write (default: reports/<run-id>)")
+    p.add_argument("--defect", action="append", default=[], metavar="NAME",
+                   help="start the embedded reference server with this planted defect (repeatable)")
+    p.add_argument("--engine", default="pocketsphinx", choices=ENGINES,
+                   help="default engine of the embedded reference server")
+    p.add_argument("--allow-remote", action="store_true", help="allow a target that is not on loopback")
+    p.add_argument("-k", dest="keyword", metavar="EXPR", help="only scenarios matching this pytest -k expression")
+    p.add_argument("--scenarios", default=None, metavar="DIR",
+                   help=f"root of the scenario suites (default: ${SCENARIOS_ENV} or the checkout's scenarios/)")
+
+
+def _validate(args: argparse.Namespace) -> None:
+    if args.target:
+        from harness.safety import require_loopback
+
+        try:
+            require_loopback(args.target, args.allow_remote)
+        except ValueError as exc:
+            raise HarnessError(str(exc)) from exc
+        if args.defect:
+            raise HarnessError("--defect switches on a defect of the embedded reference server; it cannot apply to --target")
+        if not (args.api_key or os.environ.get("HARNESS_API_KEY")):
+            raise HarnessError("--target needs --api-key (or HARNESS_API_KEY)")
+    if args.slo and not Path(args.slo).is_file():
+        raise HarnessError(f"SLO file {args.slo} does not exist")
+
+
+def main(args: argparse.Namespace) -> int:
+    from harness.results import RunDir
+
+    _validate(args)
+    root = Path(args.scenarios) if args.scenarios else default_scenarios_root()
+    suites = resolve_suites(args.suite, args.profile, root)
+    run = RunDir.create(args.out)
+    options = PytestOptions(target=args.target, api_key=args.api_key, protocol=args.protocol,
+                            profile=args.profile, slo=args.slo, defects=tuple(args.defect), engine=args.engine,
+                            allow_remote=args.allow_remote, keyword=args.keyword)
+    run.write_run_info({"suites": suites, "command": "harness run " + " ".join(_argv_of(args))})
+    outcomes: list[SuiteOutcome] = []
+    selftest_summary = None
+    pytest_suites = [s for s in suites if s != SELFTEST]
+    print(f"harness run: {', '.join(suites)} ({args.profile} profile) -> {run.path}", flush=True)
+    with Progress(pytest_suites) as progress:
+        for name in pytest_suites:
+            outcome = run_pytest(name, [root / name], run.path, options,
+                                 log_path=run.path / "artifacts" / "logs" / f"pytest-{name}.log",
+                                 on_progress=progress.update)
+            outcomes.append(outcome)
+    if SELFTEST in suites:
+        from harness import selftest
+
+        selftest_summary = selftest.run_selftest(run, root, options)
+    slo_lines, slo_path = evaluate_slos(run.path, args.slo, args.profile)
+    report_path = render_report(run.path)
+    run.point_latest()
+    code = exit_code(run, outcomes, slo_lines, selftest_summary)
+    print_summary(run, outcomes, slo_lines, slo_path, report_path, selftest_summary, code)
+    return code
+
+
+def _argv_of(args: argparse.Namespace) -> list[str]:
+    out = []
+    for key in ("target", "protocol", "suite", "profile", "slo", "out", "engine", "keyword"):
+        value = getattr(args, key, None)
+        if value:
+            out += [f"--{key}" if key != "keyword" else "-k", str(value)]
+    for d in args.defect:
+        out += ["--defect", d]
+    return out
+
+
+def failing_scenarios(run: Any) -> list[tuple[str, str, list[str]]]:
+    """(suite, scenario, messages) of every scenario record that did not pass."""
+    out = []
+    for rec in run.records("scenario"):
+        if rec.get("status") == "pass":
+            continue
+        messages = [f"{v['status'].upper()} {v['name']}: {v.get('message', '')}"
+                    for v in rec.get("verdicts", []) if v.get("status") != "pass"]
+        if rec.get("error"):
+            messages.append(f"ERROR {rec['error']}")
+        if not messages:
+            messages.append("no verdict was recorded")
+        out.append((rec.get("suite", "?"), rec.get("scenario", "?"), messages))
+    return out
+
+
+def exit_code(run: Any, outcomes: Sequence[SuiteOutcome], slo_lines: Sequence[SloLine],
+              selftest_summary: Any = None) -> int:
+    if any(o.harness_error for o in outcomes):
+        return EXIT_HARNESS_ERROR
+    if selftest_summary is not None and getattr(selftest_summary, "harness_error", None):
+        return EXIT_HARNESS_ERROR
+    failed = any(o.exit_code != PYTEST_OK for o in outcomes)
+    failed = failed or any(line.status != "pass" for line in slo_lines)
+    failed = failed or bool(failing_scenarios(run))
+    failed = failed or (selftest_summary is not None and not selftest_summary.passed)
+    return EXIT_FAIL if failed else EXIT_PASS
+
+
+def print_summary(run: Any, outcomes: Sequence[SuiteOutcome], slo_lines: Sequence[SloLine],
+                  slo_path: str | None, report_path: Path | None, selftest_summary: Any, code: int,
+                  stream=None) -> None:
+    out = stream or sys.stdout
+    w = lambda text="": print(text, file=out)  # noqa: E731
+    verdict = {EXIT_PASS: "PASS", EXIT_FAIL: "FAIL", EXIT_HARNESS_ERROR: "HARNESS ERROR"}[code]
+    w()
+    w(f"== {verdict} ==")
+    if slo_lines:
+        w(f"SLOs ({slo_path}):")
+        for line in slo_lines:
+            w(f"  {line.status.upper():8} {line.name}" + (f"  {line.detail}" if line.detail else ""))
+    else:
+        w("SLOs: none evaluated")
+    if outcomes:
+        w("Suites:")
+        for o in outcomes:
+            extra = f"  HARNESS ERROR: {o.harness_error}" if o.harness_error else ""
+            w(f"  {o.status_word().upper():8} {o.name}: {o.passed} passed, {o.failed} failed, "
+              f"{o.skipped} skipped in {o.duration_s:.0f} s (log {run.relative(o.log)}){extra}")
+    if selftest_summary is not None:
+        for line in selftest_summary.lines():
+            w(line)
+    failing = failing_scenarios(run)
+    if failing:
+        w("Failing scenarios:")
+        for suite, name, messages in failing[:30]:
+            w(f"  {suite}/{name}")
+            for m in messages[:5]:
+                w(f"    {m}")
+        if len(failing) > 30:
+            w(f"  … and {len(failing) - 30} more")
+    if report_path and Path(report_path).exists():
+        w(f"Report: {report_path}")
+    w(f"Run directory: {run.path}")
