@@ -1,0 +1,133 @@
+"""The self-test's machinery: planning, marker selection, catch accounting and its records.
+
+The suite here is a fake ``conformance`` folder whose scenarios read ``--defect`` from the harness
+options instead of talking to a server (a stand-in backend, so the accounting is tested in
+seconds); the real catches are what ``harness run --suite selftest`` measures.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness import cli, selftest
+from harness.results import RunDir
+from harness.runner import PytestOptions
+
+FAKE_CONFORMANCE = '''
+import pytest
+from harness.checks.verdict import Status, Verdict
+
+def judge(scenario, broken, message):
+    scenario.check(Verdict("fake", Status.FAIL if broken else Status.PASS, message if broken else "ok"))
+    scenario.verify()
+
+@pytest.mark.catches("health-lies")
+def test_health(scenario, harness_options):
+    judge(scenario, "health-lies" in harness_options.defects, "active_connections stayed at 3 after every close")
+
+@pytest.mark.catches("pipeline-event-missing")
+def test_events(scenario, harness_options):
+    judge(scenario, "pipeline-event-missing" in harness_options.defects,
+          "pipeline event dashboard_refresh never arrived for session s-1")
+
+@pytest.mark.catches("zero-segment-crash")
+def test_blind(scenario, harness_options):
+    judge(scenario, False, "")  # claims to catch it, never does
+
+def test_untagged(scenario, harness_options):
+    open("untagged-ran", "a").close()
+    judge(scenario, False, "")
+'''
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch) -> Path:
+    root = tmp_path / "scenarios"
+    (root / "conformance").mkdir(parents=True)
+    (root / "conformance" / "test_fake.py").write_text(textwrap.dedent(FAKE_CONFORMANCE))
+    (root / "chaos").mkdir()
+    monkeypatch.chdir(tmp_path)
+    return root
+
+
+def test_plan_runs_defects_whose_suites_have_tests(root):
+    runs, skipped = selftest.plan(root, "ci")
+    assert runs["health-lies"] == ["conformance"]
+    assert runs["slow-session-create"] == ["conformance"]  # load has no tests here
+    assert "no-resume" not in runs and "no tests yet in chaos" in skipped["no-resume"]
+    assert set(runs) | set(skipped) == set(selftest.DEFECT_SUITES)
+    runs, _ = selftest.plan(root, "ci", only=("health-lies",))
+    assert list(runs) == ["health-lies"]
+    with pytest.raises(cli.HarnessError, match="unknown defect 'no-such'"):
+        selftest.plan(root, "ci", only=("no-such",))
+
+
+def test_nightly_only_suites_are_skipped_in_ci(tmp_path):
+    (tmp_path / "load").mkdir()
+    (tmp_path / "load" / "test_l.py").write_text("def test_l():\n    pass\n")
+    runs, skipped = selftest.plan(tmp_path, "ci", only=("unbounded-transcript",))
+    assert not runs and "nightly profile only" in skipped["unbounded-transcript"]
+    runs, _ = selftest.plan(tmp_path, "nightly", only=("unbounded-transcript",))
+    assert runs == {"unbounded-transcript": ["load"]}
+
+
+def test_selftest_counts_catches_and_misses(root, tmp_path, capsys):
+    run = RunDir.create(tmp_path / "run")
+    summary = selftest.run_selftest(run, root, PytestOptions(),
+                                    only=("health-lies", "pipeline-event-missing", "zero-segment-crash"))
+    by_defect = {r.defect: r for r in summary.results}
+    assert by_defect["health-lies"].counts
+    assert by_defect["pipeline-event-missing"].counts
+    assert by_defect["pipeline-event-missing"].failing[0]["messages"] == [
+        "fake: pipeline event dashboard_refresh never arrived for session s-1"]
+    missed = by_defect["zero-segment-crash"]
+    assert not missed.caught and not missed.counts and missed.exit_code == 0
+    assert not summary.passed  # one defect slipped through
+    assert not (tmp_path / "untagged-ran").exists()  # only tagged scenarios ran
+    records = {r["defect"]: r for r in run.records("selftest")}
+    assert records["health-lies"]["caught"] and records["health-lies"]["healthy_passed"] is True
+    assert records["health-lies"]["run_dir"] == "artifacts/selftest/health-lies"
+    assert records["zero-segment-crash"]["caught"] is False
+    # each defect ran in its own run directory, with the defect recorded
+    sub = RunDir(run.path / "artifacts" / "selftest" / "health-lies")
+    assert {r["params"]["defects"][0] for r in sub.records("scenario")} == {"health-lies"}
+    lines = "\n".join(summary.lines())
+    assert "Self-test: 2/3 defects caught" in lines
+    assert "MISSED" in lines and "zero-segment-crash" in lines
+
+
+def test_a_catch_that_also_fails_when_healthy_does_not_count(root, tmp_path):
+    body = (root / "conformance" / "test_fake.py").read_text()
+    (root / "conformance" / "test_fake.py").write_text(
+        body.replace('"health-lies" in harness_options.defects', "True"))
+    run = RunDir.create(tmp_path / "run")
+    summary = selftest.run_selftest(run, root, PytestOptions(), only=("health-lies",))
+    (result,) = summary.results
+    assert result.caught and result.healthy_passed is False and not result.counts
+    assert "SUSPECT" in "\n".join(summary.lines())
+
+
+def test_harness_run_suite_selftest(root, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = cli.main(["run", "--scenarios", str(root), "--out", str(out), "--suite", "selftest",
+                     "--defect", "health-lies"])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "Self-test: 1/1 defects caught" in text
+    assert [r["defect"] for r in RunDir(out).records("selftest")] == ["health-lies"]
+
+
+def test_selftest_refuses_a_user_target(root, tmp_path):
+    run = RunDir.create(tmp_path / "run")
+    summary = selftest.run_selftest(run, root, PytestOptions(target="http://127.0.0.1:9", api_key="k"))
+    assert summary.harness_error and "--target" in summary.harness_error
+
+
+def test_record_shape_is_json():
+    r = selftest.DefectResult(defect="d", suites=["conformance"], caught=True, healthy_passed=True)
+    rec = json.loads(json.dumps(r.to_record()))
+    assert rec["record"] == "selftest" and rec["counted"] is True
