@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import array
 import asyncio
-import io
 import json
 import math
 import os
 import struct
 import time
-import wave
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,12 +196,14 @@ def load_manifest(dir: Path | str | None = None) -> Manifest:  # noqa: A002 - th
 
 @dataclass(frozen=True)
 class WavFormat:
-    """What a RIFF/WAVE header says, before any decoding."""
+    """What a RIFF/WAVE file's ``fmt `` chunk says, and where its ``data`` chunk lies."""
 
     format_tag: int
     channels: int
     sample_rate: int
     bits: int
+    data_offset: int | None = None  # None: the file has no data chunk
+    data_size: int = 0  # as declared by the chunk header
 
     @property
     def is_float(self) -> bool:
@@ -214,20 +214,21 @@ class WavFormat:
         return self.format_tag == _WAVE_FORMAT_PCM
 
 
-def parse_wav_header(data: bytes, name: str = "<bytes>") -> WavFormat:
-    """Read the ``fmt `` chunk of a RIFF/WAVE file, resolving WAVE_FORMAT_EXTENSIBLE.
+def parse_wav(data: bytes, name: str = "<bytes>") -> WavFormat:
+    """Walk the RIFF chunks of a WAVE file: the ``fmt `` fields (resolving WAVE_FORMAT_EXTENSIBLE)
+    and the position of ``data``.
 
-    The stdlib ``wave`` module cannot say *why* it refuses a file (Python 3.11 reports a float
-    file as "unknown format: 3"), so the header is parsed here to name the fault.
+    The stdlib ``wave`` module of Python 3.11 says only "unknown format: 3" for a float file and
+    cannot read WAVE_FORMAT_EXTENSIBLE at all, so the chunks are walked here, which lets every
+    refusal name its cause.
     """
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         if data[:4] == b"RIFF" and len(data) < 12:
             raise AudioFormatError(f"{name}: truncated header ({len(data)} bytes, a RIFF/WAVE header needs 12)")
         raise AudioFormatError(f"{name}: not a WAV file (starts with {data[:12]!r})")
+    fmt: WavFormat | None = None
     pos = 12
-    while True:
-        if pos + 8 > len(data):
-            raise AudioFormatError(f"{name}: truncated header (no complete 'fmt ' chunk in {len(data)} bytes)")
+    while pos + 8 <= len(data):
         chunk_id, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
         body = data[pos + 8 : pos + 8 + size]
         if chunk_id == b"fmt ":
@@ -238,8 +239,13 @@ def parse_wav_header(data: bytes, name: str = "<bytes>") -> WavFormat:
                 if len(body) < 26:
                     raise AudioFormatError(f"{name}: truncated header (extensible 'fmt ' chunk lacks its sub-format)")
                 tag = struct.unpack_from("<H", body, 24)[0]  # first two bytes of the sub-format GUID
-            return WavFormat(format_tag=tag, channels=channels, sample_rate=rate, bits=bits)
+            fmt = WavFormat(format_tag=tag, channels=channels, sample_rate=rate, bits=bits)
+        elif chunk_id == b"data" and fmt is not None:
+            return WavFormat(fmt.format_tag, fmt.channels, fmt.sample_rate, fmt.bits, data_offset=pos + 8, data_size=size)
         pos += 8 + size + (size & 1)  # chunks are padded to an even size
+    if fmt is None:
+        raise AudioFormatError(f"{name}: truncated header (no complete 'fmt ' chunk in {len(data)} bytes)")
+    return fmt
 
 
 def format_problems(fmt: WavFormat, sample_rate: int = SAMPLE_RATE) -> list[str]:
@@ -264,21 +270,16 @@ def read_pcm(path: Path | str, sample_rate: int = SAMPLE_RATE) -> bytes:
     """The PCM frames of a mono 16-bit WAV at ``sample_rate`` Hz; ``AudioFormatError`` otherwise."""
     path = Path(path)
     data = path.read_bytes()
-    fmt = parse_wav_header(data, str(path))
+    fmt = parse_wav(data, str(path))
     problems = format_problems(fmt, sample_rate)
     if problems:
         raise AudioFormatError(f"{path}: {'; '.join(problems)}")
-    try:
-        with wave.open(io.BytesIO(data), "rb") as w:
-            declared = w.getnframes()
-            frames = w.readframes(declared)
-    except (wave.Error, EOFError) as exc:
-        raise AudioFormatError(f"{path}: unreadable WAV ({exc})") from exc
-    if len(frames) < declared * SAMPLE_WIDTH:
-        raise AudioFormatError(
-            f"{path}: truncated data (header declares {declared * SAMPLE_WIDTH} bytes, file holds {len(frames)})"
-        )
-    return frames
+    if fmt.data_offset is None:
+        raise AudioFormatError(f"{path}: no 'data' chunk after the 'fmt ' chunk")
+    frames = data[fmt.data_offset : fmt.data_offset + fmt.data_size]
+    if len(frames) < fmt.data_size:
+        raise AudioFormatError(f"{path}: truncated data (header declares {fmt.data_size} bytes, file holds {len(frames)})")
+    return frames[: len(frames) - len(frames) % SAMPLE_WIDTH]  # whole samples only
 
 
 def pcm_duration_s(pcm: bytes, sample_rate: int = SAMPLE_RATE) -> float:

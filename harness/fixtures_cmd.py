@@ -203,7 +203,7 @@ def _describe(folder: Path, fid: str, kind: str, text: str, voice: str, *, sampl
         file=path.name,
         text=text,
         voice=voice,
-        duration_s=round(len(pcm) / (2 * sample_rate), 4),
+        duration_s=len(pcm) / (2 * sample_rate),  # exact: n / 16000 has a short decimal form
         speech_onset_s=bounds[0] if bounds else None,
         speech_end_s=bounds[1] if bounds else None,
         sha256=sha256_file(path),
@@ -226,13 +226,13 @@ def _conversation(work: Path, out: Path) -> Fixture:
     _sox(["-n"], pause, "trim", "0", str(TURN_PAUSE_S))
     inputs: list[str] = []
     turns: list[Turn] = []
-    t = LEAD_S
+    at = round(LEAD_S * SAMPLE_RATE)  # in samples, so turn times stay exact
     for i, (voice, text) in enumerate(CONVERSATION):
         raw = work / f"turn-{i:02d}.wav"
         _speak(voice, text, raw)
-        seconds = len(read_pcm(raw)) / (2 * SAMPLE_RATE)
-        turns.append(Turn(voice=voice, text=text, start_s=round(t, 4), end_s=round(t + seconds, 4)))
-        t += seconds + TURN_PAUSE_S
+        n = len(read_pcm(raw)) // 2
+        turns.append(Turn(voice=voice, text=text, start_s=at / SAMPLE_RATE, end_s=(at + n) / SAMPLE_RATE))
+        at += n + round(TURN_PAUSE_S * SAMPLE_RATE)
         inputs += [str(raw), str(pause)] if i < len(CONVERSATION) - 1 else [str(raw)]
     _sox(inputs, out / f"{CONVERSATION_ID}.wav", "pad", str(LEAD_S), str(TRAIL_S))
     voices = ",".join(dict.fromkeys(v for v, _ in CONVERSATION))
