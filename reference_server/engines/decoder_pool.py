@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,19 @@ def build_decoder() -> Any:
     from pocketsphinx import Decoder
 
     return Decoder(loglevel="FATAL")
+
+
+def _reset_stream_state(decoder: Any) -> None:
+    """Forget the previous stream's noise statistics.
+
+    PocketSphinx 5 marks ``start_stream`` deprecated as "unnecessary", yet without it a reused
+    decoder's posteriors (our confidences) differ from a fresh one's on the same audio.
+    """
+    start_stream = getattr(decoder, "start_stream", None)
+    if start_stream is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            start_stream()
 
 
 class DecoderPool:
@@ -48,7 +62,7 @@ class DecoderPool:
         if entry is None:
             entry = self._build()
         decoder, initial_cmn = entry
-        decoder.start_stream()  # reset noise statistics
+        _reset_stream_state(decoder)
         decoder.set_cmn(initial_cmn)
         with self._lock:
             self._out[id(decoder)] = initial_cmn

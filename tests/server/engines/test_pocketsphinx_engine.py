@@ -1,0 +1,223 @@
+"""The pocketsphinx engine on synthesized speech (flite + sox), streamed as a client would."""
+
+from __future__ import annotations
+
+import array
+import random
+import re
+import shutil
+import subprocess
+import wave
+from pathlib import Path
+
+import jiwer
+import pytest
+
+from reference_server.engines import EngineConfig, FinalResult, PartialResult, create_engine
+from reference_server.engines.decoder_pool import DecoderPool
+from reference_server.engines.pocketsphinx_engine import PocketSphinxEngine, clean_word
+
+FIRST = "the quick brown fox jumps over the lazy dog"
+SECOND = "i would like to book a flight to boston on monday morning"
+GAP_S = 1.2  # between the two sentences: well over the endpointing pause
+CHUNK = 3200  # 100 ms
+
+
+def _synthesize(text: str, directory: Path, name: str) -> bytes:
+    """16 kHz mono s16le PCM of ``text`` spoken by flite's rms voice."""
+    raw, converted = directory / f"{name}-raw.wav", directory / f"{name}.wav"
+    subprocess.run(["flite", "-voice", "rms", "-t", text, "-o", str(raw)], check=True)
+    subprocess.run(["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(converted)], check=True)
+    with wave.open(str(converted)) as wav:
+        return wav.readframes(wav.getnframes())
+
+
+def silence(seconds: float) -> bytes:
+    return b"\x00\x00" * int(seconds * 16000)
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory) -> bytes:
+    """0.5 s silence, FIRST, 1.2 s silence, SECOND, 1.0 s silence."""
+    for tool in ("flite", "sox"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (scripts/bootstrap.sh installs it)")
+    directory = tmp_path_factory.mktemp("speech")
+    first = _synthesize(FIRST, directory, "first")
+    second = _synthesize(SECOND, directory, "second")
+    return silence(0.5) + first + silence(GAP_S) + second + silence(1.0)
+
+
+@pytest.fixture(scope="module")
+def pool() -> DecoderPool:
+    return DecoderPool(max_idle=2)
+
+
+def run(pcm: bytes, chunk: int = CHUNK, pool: DecoderPool | None = None, **config) -> list:
+    engine = PocketSphinxEngine(EngineConfig(**config), pool=pool)
+    try:
+        results = []
+        for start in range(0, len(pcm), chunk):
+            results += engine.accept(pcm[start : start + chunk])
+        return results + engine.flush()
+    finally:
+        engine.close()
+
+
+def finals(results) -> list[FinalResult]:
+    return [r for r in results if isinstance(r, FinalResult)]
+
+
+def normalize(text: str) -> str:
+    return re.sub(r"[^a-z' ]+", " ", text.lower()).strip()
+
+
+@pytest.fixture(scope="module")
+def streamed(speech, pool) -> list:
+    return run(speech, pool=pool)
+
+
+def test_transcript_is_accurate(streamed):
+    hypothesis = " ".join(f.text for f in finals(streamed))
+    wer = jiwer.wer(normalize(f"{FIRST} {SECOND}"), normalize(hypothesis))
+    assert wer < 0.15, f"WER {wer:.2f}: {hypothesis!r}"
+
+
+def test_each_sentence_ends_in_its_own_final_at_the_pause(streamed):
+    first, second = finals(streamed)
+    gap_start_ms = first.end_ms
+    assert second.start_ms - gap_start_ms >= 500, (first, second)
+
+
+def test_partials_flow_before_the_first_final(streamed):
+    first_final = next(i for i, r in enumerate(streamed) if isinstance(r, FinalResult))
+    partials = [r for r in streamed[:first_final] if isinstance(r, PartialResult)]
+    assert len(partials) >= 5
+    # A partial at least every 500 ms of speech audio.
+    ends = [p.end_ms for p in partials]
+    assert max(b - a for a, b in zip(ends, ends[1:])) <= 500
+    assert all(p.start_ms == partials[0].start_ms for p in partials)
+
+
+def test_word_times_are_monotonic_and_inside_their_segment(streamed):
+    for final in finals(streamed):
+        assert final.words, final
+        previous_end = final.start_ms
+        for word in final.words:
+            assert previous_end <= word.start_ms < word.end_ms <= final.end_ms, (word, final)
+            assert 0.0 <= word.confidence <= 1.0
+            previous_end = word.end_ms
+        assert final.text == " ".join(w.word for w in final.words)
+
+
+def test_segments_do_not_overlap_and_boundaries_match_their_ends(streamed, speech):
+    previous_boundary = 0
+    for final in finals(streamed):
+        assert final.start_ms * 32 >= previous_boundary
+        assert final.boundary_offset == final.end_ms * 32
+        previous_boundary = final.boundary_offset
+    assert previous_boundary <= len(speech)
+
+
+def test_no_silence_or_filler_tokens_reach_the_words(streamed):
+    for final in finals(streamed):
+        for word in final.words:
+            assert clean_word(word.word) == word.word
+            assert not re.search(r"[<>\[\]()+]", word.word)
+
+
+@pytest.mark.parametrize("token", ["<s>", "</s>", "<sil>", "[NOISE]", "[BREATH]", "++GARBAGE++"])
+def test_clean_word_drops_fillers(token):
+    assert clean_word(token) is None
+
+
+def test_clean_word_strips_pronunciation_variants():
+    assert clean_word("to(2)") == "to"
+
+
+def test_results_are_the_same_however_the_audio_is_chunked(speech, streamed, pool):
+    cut = speech[: len(speech) // 2]  # enough to go through a whole segment and into the next
+    reference = run(cut, chunk=CHUNK, pool=pool)
+    assert finals(reference)
+    assert run(cut, chunk=2, pool=pool) == reference  # one sample at a time
+    assert run(cut, chunk=32768, pool=pool) == reference
+
+
+def test_silence_gives_no_results(pool):
+    assert run(silence(3.0), pool=pool) == []
+
+
+def test_noise_gives_no_final(pool):
+    rng = random.Random(7)
+    noise = array.array("h", (int(rng.uniform(-0.1, 0.1) * 32767) for _ in range(16000 * 3)))
+    assert finals(run(noise.tobytes(), pool=pool)) == []
+
+
+def test_max_segment_s_forces_finals_during_long_speech(speech, pool):
+    results = run(speech, pool=pool, max_segment_s=1.5)
+    segments = finals(results)
+    assert len(segments) >= 4
+    for final in segments:
+        assert final.end_ms - final.start_ms <= 1500
+    # Inside one sentence a forced final hands over to the next segment with no gap.
+    contiguous = [b for a, b in zip(segments, segments[1:]) if b.start_ms * 32 == a.boundary_offset]
+    assert contiguous
+
+
+def test_flush_mid_speech_accounts_for_every_byte_sent(speech, pool):
+    # 64 whole endpointer frames: the flush has no partial frame left to hand over.
+    sent = 64 * 960
+    results = run(speech[:sent], pool=pool)
+    (final,) = finals(results)
+    assert final.boundary_offset == sent
+    assert final.text.startswith("the quick")
+
+
+def test_resume_at_a_boundary_continues_with_stream_times(speech, streamed, pool):
+    first, second = finals(streamed)
+    resumed = finals(run(speech[first.boundary_offset :], pool=pool, start_offset=first.boundary_offset))
+    # A resumed engine has not adapted to the speaker (cepstral mean) nor the noise floor (VAD)
+    # yet, so words and edges may differ a little; the segment must be the same, in stream times.
+    assert len(resumed) == 1
+    assert jiwer.wer(normalize(second.text), normalize(resumed[0].text)) < 0.5
+    assert abs(resumed[0].start_ms - second.start_ms) <= 60
+    assert abs(resumed[0].boundary_offset - second.boundary_offset) <= 60 * 32
+    assert resumed[0].words[0].start_ms >= first.end_ms
+
+
+def test_a_reused_decoder_gives_the_same_results_as_a_fresh_one(speech, pool):
+    cut = speech[: len(speech) // 2]
+    fresh = run(cut, pool=DecoderPool(max_idle=0))
+    rng = random.Random(3)
+    noise = array.array("h", (int(rng.uniform(-0.3, 0.3) * 32767) for _ in range(16000 * 2)))
+    run(noise.tobytes() + cut, pool=pool)  # leave the pooled decoders with other audio's state
+    assert run(cut, pool=pool) == fresh
+
+
+def test_two_live_engines_never_share_a_decoder(pool):
+    a = PocketSphinxEngine(EngineConfig(), pool=pool)
+    b = PocketSphinxEngine(EngineConfig(), pool=pool)
+    try:
+        assert a._decoder is not b._decoder
+        assert pool.in_use() == 2
+    finally:
+        a.close()
+        b.close()
+    assert pool.in_use() == 0
+
+
+def test_engine_closes_twice_and_refuses_audio_afterwards(pool):
+    engine = create_engine("pocketsphinx", EngineConfig())
+    engine.close()
+    engine.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        engine.accept(b"\x00\x00")
+
+
+def test_odd_length_audio_is_refused(pool):
+    engine = PocketSphinxEngine(EngineConfig(), pool=pool)
+    try:
+        with pytest.raises(ValueError, match="even length"):
+            engine.accept(b"\x00" * 5)
+    finally:
+        engine.close()
