@@ -292,10 +292,10 @@ class BrowserSession:
     def _on_console(self, msg) -> None:
         loc = msg.location or {}
         where = f"{loc.get('url', '')}:{loc.get('lineNumber', '')}" if loc.get("url") else ""
-        self.console.append(ConsoleEntry(time.monotonic_ns(), msg.type, msg.text, redact(where)))
+        self.console.append(ConsoleEntry(time.monotonic_ns(), msg.type, redact(msg.text), redact(where)))
 
     def _on_page_error(self, error) -> None:
-        self.console.append(ConsoleEntry(time.monotonic_ns(), "pageerror", str(error)))
+        self.console.append(ConsoleEntry(time.monotonic_ns(), "pageerror", redact(str(error))))
 
     def _on_websocket(self, ws) -> None:
         log = SocketLog(len(self.sockets), redact(ws.url), time.monotonic_ns())

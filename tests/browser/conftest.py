@@ -36,6 +36,11 @@ def chromium() -> None:
 
 
 @pytest.fixture(scope="session")
+def speech_text() -> str:
+    return SPEECH_TEXT
+
+
+@pytest.fixture(scope="session")
 def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """flite speech, 16 kHz mono s16le, 0.5 s of silence before and 1.0 s after (about 4.5 s)."""
     for tool in ("flite", "sox"):
