@@ -375,6 +375,7 @@ class LiveOptions:
     backoff_ms: float | None = None
     backoff_max_ms: float | None = None
     pipeline_timeout_s: float | None = None
+    stream_origin: str | None = None  # ws://127.0.0.1:PORT: the stream through a (fault) proxy
 
     def query(self) -> str:
         items: dict[str, Any] = {k: v for k, v in asdict(self).items() if k != "metadata" and v is not None}

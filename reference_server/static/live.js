@@ -10,7 +10,8 @@
 //
 // Query parameters (optional): engine, script, meta.<key>=<value> (session metadata),
 // max_buffer_s (60), reconnect_attempts (8), backoff_ms (250), backoff_max_ms (5000),
-// pipeline_timeout_s (120).
+// pipeline_timeout_s (120), stream_origin (ws://127.0.0.1:PORT: send the stream through a fault
+// proxy on this machine; loopback only, so a crafted link cannot send audio anywhere else).
 "use strict";
 
 (() => {
@@ -55,6 +56,25 @@
     backoffMaxMs: numberParam("backoff_max_ms", 5000),
     pipelineTimeoutMs: numberParam("pipeline_timeout_s", 120) * 1000,
   };
+
+  const LOOPBACK = new Set(["127.0.0.1", "[::1]", "localhost"]);
+  const streamOrigin = originParam("stream_origin");
+
+  function originParam(name) {
+    const raw = params.get(name);
+    if (raw === null) return null;
+    let url;
+    try {
+      url = new URL(raw);
+    } catch (err) {
+      url = null;
+    }
+    if (!url || (url.protocol !== "ws:" && url.protocol !== "wss:") || !LOOPBACK.has(url.hostname)) {
+      problems.push(`Ignored ${name}=${raw}: expected ws://127.0.0.1:PORT (loopback only).`);
+      return null;
+    }
+    return `${url.protocol}//${url.host}`;
+  }
 
   function numberParam(name, fallback) {
     const raw = params.get(name);
@@ -357,8 +377,8 @@
     const base = new URL(given || `/v1/stream?session_id=${encodeURIComponent(id)}`, location.href);
     // Same origin as the page, whatever host the server put in stream_url: a proxy in front of
     // the page then carries the stream too.
-    const url = new URL(base.pathname + base.search, location.href);
-    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+    const url = new URL(base.pathname + base.search, streamOrigin || location.href);
+    if (!streamOrigin) url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
     url.searchParams.set("session_id", id);
     url.searchParams.set("access_token", token);
     if (state.everConnected) url.searchParams.set("last_segment_id", String(state.lastContiguous));
@@ -674,7 +694,7 @@
     show(ui.error, message);
     show(ui.notice, "");
     if (state.ws && state.ws.readyState <= WebSocket.OPEN) closeSocket(state.ws, 1000, "stopped", "done");
-    stopCapture();
+    stopCapture().catch((err) => console.warn("live: microphone teardown:", err));
     ui.stop.disabled = true;
     ui.start.disabled = false;
   }
