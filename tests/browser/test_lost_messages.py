@@ -20,9 +20,12 @@ async def record_through(proxy: WsFaultProxy, browser: BrowserSession, server, c
     await live.start()
     await live.wait_status("Connected")
     await live.wait_chunks(chunks)
+    return live
+
+
+async def stop(live: LivePage) -> None:
     await live.stop_and_wait_for_view()
     await live.wait_results()
-    return live
 
 
 async def test_a_lost_audio_frame_is_resent_from_the_gap(chromium, speech_wav, start_server, tmp_path) -> None:
@@ -32,6 +35,7 @@ async def test_a_lost_audio_frame_is_resent_from_the_gap(chromium, speech_wav, s
     ) as browser:
         proxy.add(Drop(UPSTREAM, Match(kind="binary", nth=6)))  # the server never gets frame 6
         live = await record_through(proxy, browser, server, chunks=20)
+        await stop(live)
 
         gaps = browser.messages(type_="error")
         assert [g["code"] for g in gaps][:1] == ["audio_gap"], gaps
@@ -50,13 +54,19 @@ async def test_a_lost_final_is_replayed_after_a_reconnect(chromium, speech_wav, 
         fake_audio=speech_wav, artifacts_dir=tmp_path, name="lost-final"
     ) as browser:
         proxy.add(Drop(DOWNSTREAM, Match(kind="final", nth=1)))  # segment 0 never reaches the page
-        live = await record_through(proxy, browser, server, chunks=40)  # 4 s: segments 0 and 1
+        live = await record_through(proxy, browser, server, chunks=35)  # 3.5 s: segments 0 and 1
+        await live.wait_finals(2)
 
-        # Segment 1 arrived without 0: the page reconnected asking for everything after -1.
-        assert len(browser.sockets) >= 2
+        # Segment 1 arrived without 0: the page reconnected asking for everything after -1, and
+        # the replayed segment 0 is on screen, in its place.
+        assert len(browser.sockets) == 2
         assert "last_segment_id=-1" in browser.sockets[1].url
-        total = max(f.offset + f.size - 8 for f in browser.audio_frames())
-        assert " ".join(await live.finals()).split() == expected_words(total)
         ids = [int(x) for x in await browser.page.eval_on_selector_all(
             "#finals [data-segment-id]", "els => els.map(e => e.dataset.segmentId)")]
-        assert ids == list(range(len(ids)))
+        assert ids[:2] == [0, 1] and ids == list(range(len(ids)))
+        on_screen = " ".join(await live.finals()).split()
+        assert on_screen == expected_words(len(on_screen) * WORD_BYTES)
+
+        await stop(live)
+        total = max(f.offset + f.size - 8 for f in browser.audio_frames())
+        assert " ".join(await live.finals()).split() == expected_words(total)
