@@ -334,12 +334,10 @@ def evaluate_slos(run_path: Path, slo_file: str | None, profile: str) -> tuple[l
         from harness import slo as slo_mod
     except ImportError:  # the SLO module is not part of this installation
         return [], None
-    if not hasattr(slo_mod, "evaluate_run"):
-        return [], None
     try:
         results, path = slo_mod.evaluate_run(run_path, slo_file, profile)
-    except (ValueError, FileNotFoundError, OSError) as exc:
-        raise HarnessError(f"SLO evaluation failed: {exc}") from exc
+    except (ValueError, OSError) as exc:  # SLOFileError is a ValueError and names the file
+        raise HarnessError(f"bad SLO file: {exc}") from exc
     lines = [SloLine(r.name, r.status.value if hasattr(r.status, "value") else str(r.status),
                      getattr(r, "message", "") or "") for r in results]
     return lines, str(path) if path else None
@@ -390,6 +388,13 @@ def _validate(args: argparse.Namespace) -> None:
             raise HarnessError("--target needs --api-key (or HARNESS_API_KEY)")
     if args.slo and not Path(args.slo).is_file():
         raise HarnessError(f"SLO file {args.slo} does not exist")
+    if args.slo:
+        from harness import slo as slo_mod
+
+        try:
+            slo_mod.load(args.slo)  # a bad SLO file stops the run before anything runs
+        except ValueError as exc:
+            raise HarnessError(f"bad SLO file: {exc}") from exc
 
 
 def main(args: argparse.Namespace) -> int:
@@ -402,7 +407,8 @@ def main(args: argparse.Namespace) -> int:
     options = PytestOptions(target=args.target, api_key=args.api_key, protocol=args.protocol,
                             profile=args.profile, slo=args.slo, defects=tuple(args.defect), engine=args.engine,
                             allow_remote=args.allow_remote, keyword=args.keyword)
-    run.write_run_info({"suites": suites, "command": "harness run " + " ".join(_argv_of(args))})
+    run.write_run_info({"suites": suites, "profile": args.profile, "slo_file": _slo_file(args),
+                        "command": "harness run " + " ".join(_argv_of(args))})
     outcomes: list[SuiteOutcome] = []
     selftest_summary = None
     pytest_suites = [s for s in suites if s != SELFTEST]
@@ -423,6 +429,20 @@ def main(args: argparse.Namespace) -> int:
     code = exit_code(run, outcomes, slo_lines, selftest_summary)
     print_summary(run, outcomes, slo_lines, slo_path, report_path, selftest_summary, code)
     return code
+
+
+def _slo_file(args: argparse.Namespace) -> str | None:
+    """The SLO file this run is judged by, resolved now so that a bad one stops the run early."""
+    if args.slo:
+        return str(Path(args.slo).resolve())
+    try:
+        from harness import slo as slo_mod
+    except ImportError:
+        return None
+    try:
+        return str(slo_mod.default_slo_file(args.profile))
+    except FileNotFoundError as exc:
+        raise HarnessError(str(exc)) from exc
 
 
 def _argv_of(args: argparse.Namespace) -> list[str]:

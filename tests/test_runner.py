@@ -18,11 +18,11 @@ PASSING = '''
 from harness.checks.verdict import Verdict, Status
 
 def test_ok(scenario):
-    scenario.check(Verdict("demo.ok", Status.PASS, "fine"))
+    scenario.check(Verdict("demo.ok", Status.PASS, "fine", metrics={"session_create_ms": [40.0]}))
     scenario.verify()
 
 def test_ok_too(scenario):
-    scenario.check(Verdict("demo.ok", Status.PASS, "fine"))
+    scenario.check(Verdict("demo.ok", Status.PASS, "fine", metrics={"session_create_ms": [60.0]}))
     scenario.verify()
 '''
 
@@ -30,7 +30,7 @@ FAILING = '''
 from harness.checks.verdict import Verdict, Status
 
 def test_fine(scenario):
-    scenario.check(Verdict("demo.ok", Status.PASS, "fine"))
+    scenario.check(Verdict("demo.ok", Status.PASS, "fine", metrics={"session_create_ms": [40.0]}))
     scenario.verify()
 
 def test_lost(scenario):
@@ -59,8 +59,22 @@ def test_needs_server(server, scenario):
 '''
 
 
+SLO = '''
+description = "test gate"
+[slo.session_create_ms]
+thresholds = ["p(95)<{limit}"]
+'''
+
+
 @pytest.fixture
-def scenarios(tmp_path: Path) -> Path:
+def slo_file(tmp_path: Path) -> Path:
+    path = tmp_path / "gate.toml"
+    path.write_text(SLO.format(limit=2000))
+    return path
+
+
+@pytest.fixture
+def scenarios(tmp_path: Path, slo_file: Path) -> Path:
     root = tmp_path / "scenarios"
     for suite, body in {"good": PASSING, "bad": FAILING, "vague": UNKNOWN, "down": SERVER_DOWN}.items():
         (root / suite).mkdir(parents=True)
@@ -70,7 +84,9 @@ def scenarios(tmp_path: Path) -> Path:
 
 
 def run(scenarios: Path, out: Path, *extra: str) -> int:
-    return cli.main(["run", "--scenarios", str(scenarios), "--out", str(out), *extra])
+    """``harness run`` on the fake suites, judged by the test SLO file unless ``--slo`` is given."""
+    slo = [] if "--slo" in extra else ["--slo", str(scenarios.parent / "gate.toml")]
+    return cli.main(["run", "--scenarios", str(scenarios), "--out", str(out), *slo, *extra])
 
 
 # --- argument errors ----------------------------------------------------------------------
@@ -106,6 +122,26 @@ def test_missing_slo_file_is_a_harness_error(scenarios, tmp_path, capsys):
     assert "none.toml" in capsys.readouterr().err
 
 
+def test_bad_slo_file_stops_the_run_before_it_starts(scenarios, tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[slo.session_create_ms]\nthresholds = ["p(95) < soon"]\n')
+    assert run(scenarios, tmp_path / "out", "--suite", "good", "--slo", str(bad)) == 2
+    err = capsys.readouterr().err
+    assert "bad SLO file" in err and "bad threshold expression 'p(95) < soon'" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_slo_exits_1_and_comes_first(scenarios, tmp_path, capsys):
+    strict = tmp_path / "strict.toml"
+    strict.write_text(SLO.format(limit=50))
+    assert run(scenarios, tmp_path / "out", "--suite", "good", "--slo", str(strict)) == 1
+    text = capsys.readouterr().out
+    assert "FAIL     session_create_ms p(95)<50" in text
+    assert "measured 60 over 2 sample(s)" in text
+    assert text.index("session_create_ms p(95)<50") < text.index("Suites:")
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["slo_file"] == str(strict.resolve())
+
+
 def test_profile_defaults_skip_suites_without_tests(tmp_path):
     root = tmp_path / "scenarios"
     (root / "conformance").mkdir(parents=True)
@@ -126,6 +162,7 @@ def test_all_passing_exits_0_and_writes_the_run(scenarios, tmp_path, capsys):
     assert run(scenarios, out, "--suite", "good") == 0
     text = capsys.readouterr().out
     assert "== PASS ==" in text
+    assert "PASS     session_create_ms p(95)<2000" in text
     assert "good: 2 passed, 0 failed" in text
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert sorted(r["scenario"] for r in records) == ["test_good::test_ok", "test_good::test_ok_too"]
