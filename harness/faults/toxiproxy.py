@@ -352,20 +352,34 @@ class FaultProxy:
         return [h.start_fault(kind, target=f"toxiproxy:{self.name}", **params) for h in histories]
 
     @contextlib.asynccontextmanager
-    async def toxic(self, toxic: Toxic, history: History | Sequence[History] | None = None) -> AsyncIterator[FaultWindow | None]:
-        """The toxic is active inside the block; its window is recorded; it is removed in finally.
+    async def toxic(self, toxic: Toxic | Sequence[Toxic],
+                    history: History | Sequence[History] | None = None) -> AsyncIterator[FaultWindow | None]:
+        """The toxic (or several at once, one fault: a black hole both ways, say) is active inside
+        the block; one window is recorded; every toxic is removed in finally.
 
-        If the removal itself fails, the whole proxy is rolled back (every toxic removed, enabled)
-        so a broken call never leaves a fault behind.
+        If a removal fails, the whole proxy is rolled back (every toxic removed, enabled) so a
+        broken call never leaves a fault behind.
         """
-        histories = _as_histories(history)
-        await self.client.add_toxic(self.proxy, toxic)
-        windows = self._open_windows(toxic.type, toxic.params(), histories)
+        toxics = [toxic] if isinstance(toxic, Toxic) else list(toxic)
+        if not toxics:
+            raise ValueError("FaultProxy.toxic needs at least one toxic")
+        if len({t.key for t in toxics}) != len(toxics):
+            raise ValueError(f"toxic names must differ on one proxy: {[t.key for t in toxics]}")
+        params = toxics[0].params()
+        if len(toxics) > 1:
+            params = {**params, "stream": "+".join(t.stream for t in toxics), "toxics": [t.params() for t in toxics]}
+        added: list[Toxic] = []
+        windows: list[FaultWindow] = []
         try:
+            for t in toxics:
+                await self.client.add_toxic(self.proxy, t)
+                added.append(t)
+            windows = self._open_windows(toxics[0].type, params, _as_histories(history))
             yield windows[0] if windows else None
         finally:
             try:
-                await self.client.remove_toxic(self.proxy, toxic.key)
+                for t in added:
+                    await self.client.remove_toxic(self.proxy, t.key)
             except ToxiproxyError:
                 await self.rollback()
                 raise
@@ -388,7 +402,7 @@ class FaultProxy:
                 for w in windows:
                     History.end_fault(w)
 
-    async def apply(self, toxic: Toxic, duration_s: float, history: History | Sequence[History] | None = None) -> None:
+    async def apply(self, toxic: Toxic | Sequence[Toxic], duration_s: float, history: History | Sequence[History] | None = None) -> None:
         """Add ``toxic`` for ``duration_s`` seconds, then remove it."""
         async with self.toxic(toxic, history):
             await asyncio.sleep(duration_s)
