@@ -1,0 +1,59 @@
+"""The ASGI app: FastAPI routes (HTTP API, pages) and the v1 stream, around one ServerState."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from . import __version__
+from .config import ServerConfig
+from .http_api import build_router, error_response
+from .pages import mount_pages
+from .sessions import SessionError
+from .state import ServerState
+from .stream import serve_stream
+
+
+def create_app(config: ServerConfig, state: ServerState | None = None) -> FastAPI:
+    state = state or ServerState.build(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.start()
+        try:
+            yield
+        finally:
+            await state.stop()
+
+    app = FastAPI(title="reference transcription server", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.server = state
+
+    @app.exception_handler(SessionError)
+    async def on_session_error(request: Request, exc: SessionError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(SessionError(exc.status_code, code, f"{request.method} {request.url.path}: {exc.detail}"))
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        field = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
+        return error_response(SessionError(400, "bad_request", first.get("msg", "bad request"), field))
+
+    app.include_router(build_router(state))
+    mount_pages(app, state)
+
+    @app.websocket("/v1/stream")
+    async def stream(ws: WebSocket) -> None:
+        await serve_stream(ws, state.manager, state.stats)
+
+    return app

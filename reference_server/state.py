@@ -1,0 +1,131 @@
+"""The server's parts, built once per process and shared by the HTTP routes and the stream."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+from . import __version__
+from .config import ServerConfig
+from .sessions import SessionManager
+from .states import ENDED
+from .stats import Stats, StatsCollector
+from .store import Store
+from .tracker import Tracker
+
+log = logging.getLogger("reference_server")
+
+
+@dataclass
+class ServerState:
+    config: ServerConfig
+    store: Store
+    tracker: Tracker
+    stats: Stats
+    manager: SessionManager
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, config: ServerConfig) -> ServerState:
+        store = Store(config.db_path)
+        tracker = Tracker(store, config.stall_after_s, detect_stalls="no-stall-detection" not in config.defects)
+        stats = Stats()
+        state = cls(config=config, store=store, tracker=tracker, stats=stats,
+                     manager=SessionManager(config, store, tracker, stats))
+        stats.registry.register(StatsCollector(state.metric_figures))
+        return state
+
+    async def start(self) -> None:
+        await self.manager.recover()
+        self.tasks.append(asyncio.get_running_loop().create_task(self._stall_sweep()))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.manager.shutdown()
+        self.store.close()
+
+    async def _stall_sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.stall_check_interval_s)
+            try:
+                for _ in self.tracker.check_stalls():
+                    pass
+            except Exception:  # noqa: BLE001 - the sweep must outlive one bad pass
+                log.exception("stall sweep failed")
+
+    # --- figures -------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        active_sessions = self.store.count_active()
+        stalled = self.tracker.stalled_count
+        connections = self.stats.ws_open
+        if "health-lies" in self.config.defects:
+            connections = self.stats.ws_opened_total  # defect health-lies: never decremented
+        degraded = stalled > 0 or active_sessions >= self.config.max_sessions
+        return {
+            "status": "degraded" if degraded else "ok",
+            "version": __version__,
+            "engine": self.config.engine,
+            "uptime_s": self.stats.uptime_s,
+            "active_connections": int(connections),
+            "active_sessions": int(active_sessions),
+            "active_buffers": int(self.manager.active_buffers()),
+            "stalled_transactions": int(stalled),
+            "rss_bytes": int(psutil.Process(os.getpid()).memory_info().rss),
+        }
+
+    def stats_body(self) -> dict[str, Any]:
+        alerts = [a.to_dict() for a in self.stats.alerts.values()]
+        if self.tracker.stall_alerts and self.tracker.last_stall_at is not None:
+            from .timefmt import iso
+
+            alerts.append({"type": "stalled_transaction", "severity": "critical",
+                           "count": self.tracker.stall_alerts, "last_occurrence": iso(self.tracker.last_stall_at),
+                           "active": self.tracker.stalled_count})
+        return {
+            "websocket_connections": self.stats.ws_open,
+            "sessions_created_total": self.stats.sessions_created_total,
+            "sessions_failed_last_hour": self.stats.failed_last_hour(),
+            "avg_session_creation_ms": self.stats.avg_session_creation_ms,
+            "p95_final_latency_ms": self.stats.p95_final_latency_ms,
+            "high_latency_warnings": self.stats.high_latency_warnings,
+            "stalled_transactions": self.tracker.stalled_count,
+            "invalid_transitions": self.tracker.invalid_transitions,
+            "alerts": alerts,
+        }
+
+    def metric_figures(self) -> dict[str, tuple[str, str, float]]:
+        h = self.health()
+        s = self.stats
+        return {
+            "reference_up": ("gauge", "1 while the server runs", 1),
+            "reference_uptime_seconds": ("gauge", "Seconds since start", h["uptime_s"]),
+            "reference_websocket_connections": ("gauge", "Open stream connections", s.ws_open),
+            "reference_active_connections": ("gauge", "Open connections as /health reports them",
+                                             h["active_connections"]),
+            "reference_active_sessions": ("gauge", "Sessions not completed, failed or deleted", h["active_sessions"]),
+            "reference_active_buffers": ("gauge", "Sessions holding audio or an engine in memory",
+                                         h["active_buffers"]),
+            "reference_stalled_transactions": ("gauge", "Pipeline transactions with no progress",
+                                               h["stalled_transactions"]),
+            "reference_rss_bytes": ("gauge", "Resident set size of the server process", h["rss_bytes"]),
+            "reference_sessions_created": ("counter", "Sessions created", s.sessions_created_total),
+            "reference_sessions_failed_last_hour": ("gauge", "Sessions failed in the last hour",
+                                                    s.failed_last_hour()),
+            "reference_high_latency_warnings": ("counter", "Finals or creations slower than 1 s",
+                                                s.high_latency_warnings),
+            "reference_stall_alerts": ("counter", "Transactions marked stalled", self.tracker.stall_alerts),
+            "reference_invalid_transitions": ("counter", "Refused state transitions",
+                                              self.tracker.invalid_transitions),
+            "reference_avg_session_creation_ms": ("gauge", "Mean session creation time", s.avg_session_creation_ms),
+            "reference_p95_final_latency_ms": ("gauge", "p95 of recent final latencies", s.p95_final_latency_ms),
+        }
+
+    def session_ended(self, state: str) -> bool:
+        return state in ENDED
