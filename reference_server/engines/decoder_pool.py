@@ -22,10 +22,15 @@ DEFAULT_MAX_IDLE = 4
 
 
 def build_decoder() -> Any:
-    """A decoder with the wheel's bundled US English model, logging only fatal errors."""
+    """A decoder with the wheel's bundled US English model, logging only fatal errors.
+
+    The flat-lexicon second pass is off: on our flite test set it changed no word, and it made
+    closing an utterance 3-5x slower (80-280 ms instead of 15-60 ms), which is final latency.
+    The best-path pass stays on: it gives the word posteriors we report as confidences.
+    """
     from pocketsphinx import Decoder
 
-    return Decoder(loglevel="FATAL")
+    return Decoder(loglevel="FATAL", fwdflat=False)
 
 
 def _reset_stream_state(decoder: Any) -> None:

@@ -1,0 +1,200 @@
+#!/usr/bin/env python
+"""Measure the pocketsphinx engine: decoder build time, real-time factor, concurrent capacity.
+
+    .venv/bin/python scripts/bench_engines.py [--streams 2,4,6,8,10] [--rounds 3] [--wav FILE]
+
+1. Decoder creation: seconds to build one decoder (model load).
+2. Real-time factor: decode time / audio time for one stream fed as fast as possible in 100 ms
+   chunks (partials and the final included).
+3. Capacity: N threads, each one stream fed at real-time pace in 100 ms chunks (streams staggered
+   across the first second), then flushed. Final latency = when flush returns the final minus when
+   the audio ended in real time (so it includes any backlog); chunk lag = how late each chunk's
+   processing finished after that chunk was due. A row is "ok" when final latency p95 < 500 ms.
+   A run whose streams fall more than --give-up-s behind real time stops early (overloaded).
+
+The utterance is synthesized with flite (rms voice) unless --wav gives a 16 kHz mono s16le WAV.
+No network traffic; every loop is bounded by the audio length, --rounds and --give-up-s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from reference_server.engines import EngineConfig, FinalResult  # noqa: E402
+from reference_server.engines.decoder_pool import DecoderPool, build_decoder  # noqa: E402
+from reference_server.engines.pocketsphinx_engine import PocketSphinxEngine  # noqa: E402
+
+TEXT = (
+    "please call stella and ask her to bring these things with her from the store "
+    "six spoons of fresh snow peas"
+)
+CHUNK = 3200  # 100 ms
+CHUNK_S = 0.1
+LATENCY_SLO_MS = 500.0
+
+
+def synthesize(text: str) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        raw, out = Path(tmp, "raw.wav"), Path(tmp, "out.wav")
+        subprocess.run(["flite", "-voice", "rms", "-t", text, "-o", str(raw)], check=True)
+        # 0.5 s lead-in, no tail: the final comes from flush, which is what we time.
+        subprocess.run(["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(out), "pad", "0.5", "0"], check=True)
+        return read_wav(out)
+
+
+def read_wav(path: Path) -> bytes:
+    with wave.open(str(path)) as wav:
+        if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != (16000, 1, 2):
+            raise SystemExit(f"{path}: need 16 kHz mono 16-bit PCM")
+        return wav.readframes(wav.getnframes())
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, int(round(p / 100 * (len(ordered) - 1)))))
+    return ordered[index]
+
+
+def bench_creation(count: int) -> list[float]:
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        build_decoder()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def bench_rtf(pcm: bytes, pool: DecoderPool, repeats: int) -> tuple[list[float], str]:
+    rtfs, text = [], ""
+    for _ in range(repeats):
+        engine = PocketSphinxEngine(EngineConfig(), pool=pool)
+        started = time.perf_counter()
+        results = []
+        for i in range(0, len(pcm), CHUNK):
+            results += engine.accept(pcm[i : i + CHUNK])
+        results += engine.flush()
+        rtfs.append((time.perf_counter() - started) / (len(pcm) / 32000))
+        engine.close()
+        text = " ".join(r.text for r in results if isinstance(r, FinalResult))
+    return rtfs, text
+
+
+@dataclass
+class Load:
+    final_latency_ms: list[float] = field(default_factory=list)
+    chunk_lag_ms: list[float] = field(default_factory=list)
+    chunk_cpu_ms: list[float] = field(default_factory=list)
+    missing_finals: int = 0
+    gave_up: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def stream(pcm: bytes, pool: DecoderPool, start_at: float, rounds: int, give_up_s: float, load: Load) -> None:
+    chunks = [pcm[i : i + CHUNK] for i in range(0, len(pcm), CHUNK)]
+    t0 = start_at
+    for _ in range(rounds):
+        engine = PocketSphinxEngine(EngineConfig(), pool=pool)
+        lags, cpu = [], []
+        try:
+            for index, chunk in enumerate(chunks):
+                due = t0 + (index + 1) * CHUNK_S  # the chunk is complete, in real time, then
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                began = time.perf_counter()
+                engine.accept(chunk)
+                done = time.perf_counter()
+                cpu.append((done - began) * 1000)
+                lags.append((done - due) * 1000)
+                if done - due > give_up_s or load.gave_up:
+                    load.gave_up = True
+                    return
+            audio_end = t0 + len(chunks) * CHUNK_S
+            results = engine.flush()
+            latency = (time.perf_counter() - audio_end) * 1000
+        finally:
+            engine.close()
+        with load.lock:
+            load.chunk_lag_ms += lags
+            load.chunk_cpu_ms += cpu
+            if any(isinstance(r, FinalResult) for r in results):
+                load.final_latency_ms.append(latency)
+            else:
+                load.missing_finals += 1
+        t0 = max(time.perf_counter(), audio_end) + 0.5  # a short pause, then the next utterance
+
+
+def bench_load(pcm: bytes, pool: DecoderPool, streams: int, rounds: int, give_up_s: float) -> Load:
+    pool.prewarm(streams)
+    load = Load()
+    start = time.perf_counter() + 0.2
+    threads = [
+        threading.Thread(target=stream, args=(pcm, pool, start + i / streams, rounds, give_up_s, load))
+        for i in range(streams)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return load
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--streams", default="2,4,6,8,10", help="comma-separated stream counts")
+    parser.add_argument("--rounds", type=int, default=3, help="utterances per stream")
+    parser.add_argument("--wav", type=Path, help="16 kHz mono s16le WAV to use instead of flite")
+    parser.add_argument("--give-up-s", type=float, default=5.0, help="stop a run this far behind")
+    args = parser.parse_args()
+    try:
+        counts = [int(n) for n in args.streams.split(",")]
+    except ValueError:
+        parser.error(f"--streams must be comma-separated integers, got {args.streams!r}")
+    if any(n < 1 or n > 32 for n in counts) or not 1 <= args.rounds <= 20:
+        parser.error("--streams values must be 1..32 and --rounds 1..20")
+
+    pcm = read_wav(args.wav) if args.wav else synthesize(TEXT)
+    audio_s = len(pcm) / 32000
+    print(f"utterance: {audio_s:.2f} s of audio, {len(pcm)} bytes")
+
+    creation = bench_creation(3)
+    print(f"decoder creation: mean {statistics.mean(creation):.3f} s, min {min(creation):.3f} s (n=3)")
+
+    pool = DecoderPool(max_idle=max(counts))
+    rtfs, text = bench_rtf(pcm, pool, repeats=3)
+    print(f"real-time factor (one stream, as fast as possible): median {statistics.median(rtfs):.3f}, "
+          f"min {min(rtfs):.3f}, max {max(rtfs):.3f}")
+    print(f"transcript: {text!r}")
+    print()
+    header = f"{'streams':>7} {'finals':>6} {'final p50':>9} {'final p95':>9} {'lag p50':>8} {'lag p95':>8} " \
+             f"{'lag max':>8} {'chunk cpu p95':>13}  verdict"
+    print(header)
+    print("-" * len(header))
+    for n in counts:
+        load = bench_load(pcm, pool, n, args.rounds, args.give_up_s)
+        p95 = percentile(load.final_latency_ms, 95)
+        ok = not load.gave_up and load.missing_finals == 0 and p95 < LATENCY_SLO_MS
+        verdict = "ok" if ok else ("overloaded (gave up)" if load.gave_up else "too slow")
+        print(f"{n:>7} {len(load.final_latency_ms):>6} {percentile(load.final_latency_ms, 50):>7.0f}ms "
+              f"{p95:>7.0f}ms {percentile(load.chunk_lag_ms, 50):>6.0f}ms {percentile(load.chunk_lag_ms, 95):>6.0f}ms "
+              f"{max(load.chunk_lag_ms, default=float('nan')):>6.0f}ms {percentile(load.chunk_cpu_ms, 95):>11.1f}ms  {verdict}",
+              flush=True)
+    pool.clear()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
