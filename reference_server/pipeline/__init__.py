@@ -1,0 +1,1 @@
+"""Post-transcription pipeline: refinement, analytics, tasks and summary of a finished session."""
