@@ -106,6 +106,8 @@ class PocketSphinxEngine:
             speech = self._endpointer.end_stream(tail or b"\0\0")
             if speech is not None:
                 self._feed(speech if tail else speech[:-2], results)
+        # A partial now would be stale at once: only finals come out of a flush.
+        results = [r for r in results if isinstance(r, FinalResult)]
         results.extend(self._end_segment())
         # The stream may go on after a flush: start afresh at the current offset.
         self._new_endpointer()

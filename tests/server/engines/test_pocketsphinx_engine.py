@@ -164,13 +164,27 @@ def test_max_segment_s_forces_finals_during_long_speech(speech, pool):
     assert contiguous
 
 
-def test_flush_mid_speech_accounts_for_every_byte_sent(speech, pool):
+def test_flush_mid_speech_accounts_for_every_byte_sent_and_the_stream_goes_on(speech, pool):
     # 64 whole endpointer frames: the flush has no partial frame left to hand over.
     sent = 64 * 960
-    results = run(speech[:sent], pool=pool)
-    (final,) = finals(results)
-    assert final.boundary_offset == sent
-    assert final.text.startswith("the quick")
+    engine = PocketSphinxEngine(EngineConfig(), pool=pool)
+    try:
+        results = []
+        for start in range(0, sent, CHUNK):
+            results += engine.accept(speech[start : min(start + CHUNK, sent)])
+        (flushed,) = engine.flush()
+        assert isinstance(flushed, FinalResult)
+        assert flushed.boundary_offset == sent
+        assert flushed.text.startswith("the quick")
+        later = []
+        for start in range(sent, len(speech), CHUNK):
+            later += engine.accept(speech[start : start + CHUNK])
+        later = finals(later + engine.flush())
+    finally:
+        engine.close()
+    assert later, "no final after the flush"
+    assert later[0].start_ms * 32 >= sent
+    assert "boston" in " ".join(f.text for f in later)
 
 
 def test_resume_at_a_boundary_continues_with_stream_times(speech, streamed, pool):
