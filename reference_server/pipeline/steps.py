@@ -58,10 +58,24 @@ def _segment_text(final: dict, index: int) -> str:
 
 
 def _ms(final: dict, key: str, index: int) -> int:
+    if not isinstance(final, dict):
+        raise ValueError(f"final #{index} is a {type(final).__name__}, expected a dict")
     value = final.get(key)
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise ValueError(f"final #{index} (segment_id={final.get('segment_id')!r}) has no numeric {key!r}: {value!r}")
     return int(value)
+
+
+def _span(final: dict, index: int) -> tuple[int, int]:
+    """Where the segment's speech is: its first word's start to its last word's end when the
+    engine gives word times (a segment's own bounds include the silence an endpointer waited
+    through), else the segment's bounds."""
+    start, end = _ms(final, "start_ms", index), _ms(final, "end_ms", index)
+    words = [w for w in final.get("words") or () if isinstance(w, dict)]
+    times = [(w.get("start_ms"), w.get("end_ms")) for w in words]
+    if times and all(isinstance(a, (int, float)) and isinstance(b, (int, float)) for a, b in times):
+        return int(times[0][0]), int(times[-1][1])
+    return start, end
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,45 +159,77 @@ def _is_name(tok: _Tok) -> bool:
     return tok.norm.isalpha() and len(tok.norm) > 1 and tok.norm not in _COMMON_WORDS
 
 
-def _vocative(toks: list[_Tok]) -> bool:
-    """Does the segment open by addressing someone by name, then asking them to do something?"""
-    if len(toks) < 3 or not _is_name(toks[0]):
-        return False
-    match = _match_trigger(toks, 1)
-    return match is not None and _TRIGGERS[match[0]] == "addressee"
+_OPENERS = frozenset({"so", "okay", "ok", "and", "hey", "hi", "well", "now", "alright", "right"})
+
+
+def _vocative(toks: list[_Tok]) -> int | None:
+    """Where the name is when a sentence opens by addressing someone, then asking them to do
+    something ("so john can you…" -> 1); None otherwise."""
+    at = 0
+    while at < len(toks) and toks[at].norm in _OPENERS:
+        at += 1
+    if len(toks) - at < 3 or not _is_name(toks[at]):
+        return None
+    match = _match_trigger(toks, at + 1)
+    return at if match is not None and _TRIGGERS[match[0]] == "addressee" else None
 
 
 def _sentence(toks: list[_Tok]) -> str:
-    """Casing and punctuation for one segment: it is one sentence."""
+    """Casing and punctuation for one sentence: "so john can you…" -> "So John, can you…?"."""
     words = [_FIRST_PERSON.get(t.norm) or _PROPER.get(t.norm) or t.text for t in toks]
-    body_start = 0
-    if _vocative(toks):
-        words[0] = words[0][:1].upper() + words[0][1:] + ","
-        body_start = 1
-    first = toks[body_start].norm
-    nxt = toks[body_start + 1].norm if body_start + 1 < len(toks) else None
+    body = 0
+    name = _vocative(toks)
+    if name is not None:
+        words[name] = words[name][:1].upper() + words[name][1:] + ","
+        body = name + 1
+    first = toks[body].norm
+    nxt = toks[body + 1].norm if body + 1 < len(toks) else None
     question = first in _INTERROGATIVES and nxt != "not"  # "do not forget…" is an instruction
     words[0] = words[0][:1].upper() + words[0][1:]
     return " ".join(words) + ("?" if question else ".")
 
 
+SENTENCE_GAP_MS = 500  # segments closer than this are one sentence cut by a forced or early final
+
+
+def _sentences(finals: list[dict]) -> list[list[int]]:
+    """Indexes of the finals grouped into sentences: a new one starts after a pause."""
+    groups: list[list[int]] = []
+    last_end: int | None = None
+    for i, final in enumerate(finals):
+        start, end = _span(final, i)
+        if last_end is None or start - last_end >= SENTENCE_GAP_MS:
+            groups.append([])
+        groups[-1].append(i)
+        last_end = end
+    return groups
+
+
 def refinement(inp: PipelineInput) -> dict[str, Any]:
-    """Fillers out, stutters collapsed, casing and end punctuation in: one sentence per segment."""
+    """Fillers out, stutters collapsed, casing and end punctuation in.
+
+    Segments that follow each other without a pause (a final forced by ``max_segment_s``, or
+    the scripted engine's fixed-size segments) are joined into one sentence; each refined
+    segment lists the ``segment_ids`` it covers.
+    """
     segments = []
     fillers = repeats = 0
-    for i, final in enumerate(inp.finals):
-        toks, dropped = _drop_fillers(_tokens(_segment_text(final, i)))
+    for group in _sentences(inp.finals):
+        raw = [tok for i in group for tok in _tokens(_segment_text(inp.finals[i], i))]
+        toks, dropped = _drop_fillers(raw)
         toks, doubled = _collapse_repeats(toks)
         fillers += dropped
         repeats += doubled
         if not toks:
-            continue  # a segment of fillers only says nothing
+            continue  # fillers only say nothing
+        ids = [inp.finals[i].get("segment_id", i) for i in group]
         segments.append(
             {
-                "segment_id": final.get("segment_id", i),
+                "segment_id": ids[0],
+                "segment_ids": ids,
                 "text": _sentence(toks),
-                "start_ms": _ms(final, "start_ms", i),
-                "end_ms": _ms(final, "end_ms", i),
+                "start_ms": _ms(inp.finals[group[0]], "start_ms", group[0]),
+                "end_ms": _ms(inp.finals[group[-1]], "end_ms", group[-1]),
             }
         )
     return {
@@ -200,13 +246,16 @@ PAUSE_MS = 1000  # a gap between segments longer than this is a pause
 
 
 def analytics(inp: PipelineInput) -> dict[str, Any]:
-    """Duration, word count, speaking rate over speech time, pauses between segments, confidence."""
+    """Duration, word count, speaking rate over speech time, pauses between segments, confidence.
+
+    Speech time and pauses come from word times where the engine gives them (see ``_span``).
+    """
     word_count = 0
     confidences: list[float] = []
     speech_ms = 0
     spans: list[tuple[Any, int, int]] = []
     for i, final in enumerate(inp.finals):
-        start, end = _ms(final, "start_ms", i), _ms(final, "end_ms", i)
+        start, end = _span(final, i)
         words = final.get("words")
         if isinstance(words, list) and words:
             word_count += len(words)
@@ -270,6 +319,7 @@ _ADVERBS = frozenset({"also", "really", "still", "just", "definitely", "all", "a
 _WH = frozenset({"what", "how", "where", "when", "why", "who", "which", "whom", "whose"})
 # An action item ends at the next trigger or at one of these clause breaks.
 _BREAKS = frozenset({"yes", "no", "okay", "ok", "thanks", "thank", "but", "so", "because"})
+_DANGLING = frozenset({"and", "or", "then", "also", "to"})
 
 _NUM = r"(?:a|an|one|two|three|four|five|six|seven|eight|nine|ten|\d+)"
 _DAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
@@ -316,7 +366,8 @@ def _due(text: str) -> str | None:
 
 def _items_in(segment: dict) -> list[dict[str, Any]]:
     toks = _tokens(segment["text"])
-    addressee = toks[0].text[:1].upper() + toks[0].text[1:] if _vocative(toks) else None
+    name = _vocative(toks)
+    addressee = None if name is None else toks[name].text[:1].upper() + toks[name].text[1:]
     found: list[tuple[int, int, tuple[str, ...]]] = []  # (trigger start, item start, trigger)
     i = 0
     while i < len(toks):
@@ -334,6 +385,8 @@ def _items_in(segment: dict) -> list[dict[str, Any]]:
             if toks[k].norm in _BREAKS:
                 end = k
                 break
+        while end > start and toks[end - 1].norm in _DANGLING:
+            end -= 1  # "meet next week and | I will…": the "and" belongs to neither
         action = [t.text for t in toks[start:end]]
         if not action:
             continue  # a trailing "please" asks for nothing
@@ -403,7 +456,7 @@ def summary(inp: PipelineInput) -> dict[str, Any]:
     return {
         "text": " ".join(sentences[i] for i in chosen),
         "sentences": len(chosen),
-        "segment_ids": [refined["segments"][i]["segment_id"] for i in chosen],
+        "segment_ids": [sid for i in chosen for sid in refined["segments"][i].get("segment_ids", [refined["segments"][i]["segment_id"]])],
     }
 
 

@@ -39,27 +39,27 @@ def run_all(inp: PipelineInput) -> dict[str, dict]:
 
 MEETING = [
     final(0, "um so like we need to to send the the report to the client by friday", 500, 5200, 0.8),
-    final(1, "john can you update the project schedule by the end of the day", 5400, 9000, 0.9),
+    final(1, "john can you update the project schedule by the end of the day", 5800, 9000, 0.9),
     final(2, "uh i will call the customer tomorrow morning", 11_000, 13_500, 1.0),
-    final(3, "you know the budget is uh a little tight", 13_700, 16_000, 0.7),
-    final(4, "do you know when the release is", 16_200, 18_000, 0.9),
+    final(3, "you know the budget is uh a little tight", 14_100, 16_000, 0.7),
+    final(4, "do you know when the release is", 16_600, 18_000, 0.9),
     final(5, "i would like to thank everyone for the report", 20_500, 23_000, 0.9),
 ]
 
 DICTATION = [
     final(0, "the patient is a fifty year old man with a history of high blood pressure", 500, 5000),
-    final(1, "blood pressure is normal and the heart rate is seventy", 5200, 8400),
-    final(2, "please schedule a follow up visit in two weeks", 8600, 11_000),
-    final(3, "the patient should take the blood pressure medicine twice a day", 11_200, 14_500),
+    final(1, "blood pressure is normal and the heart rate is seventy", 5600, 8400),
+    final(2, "please schedule a follow up visit in two weeks", 9000, 11_000),
+    final(3, "the patient should take the blood pressure medicine twice a day", 11_600, 14_500),
 ]
 
 SUPPORT = [
     final(0, "thank you for calling how can i help you today", 500, 3000),
-    final(1, "my account is locked and i cannot log in", 3200, 5600),
-    final(2, "can you reset my password please", 5800, 7600),
+    final(1, "my account is locked and i cannot log in", 3600, 5600),
+    final(2, "can you reset my password please", 6200, 7600),
     final(3, "okay let me check your account", 9000, 10_600),
-    final(4, "sarah please make sure the account is unlocked by noon", 10_800, 14_000),
-    final(5, "i'll send you an email with the new password", 14_200, 16_500),
+    final(4, "sarah please make sure the account is unlocked by noon", 11_200, 14_000),
+    final(5, "i'll send you an email with the new password", 14_600, 16_500),
 ]
 
 
@@ -84,6 +84,25 @@ def test_refinement_of_a_meeting() -> None:
     # um, like, uh, you know (2 words), uh / "to to", "the the"
     assert out["removed"] == {"fillers": 6, "repeats": 2}
     assert [(s["segment_id"], s["start_ms"], s["end_ms"]) for s in out["segments"]][2] == (2, 11_000, 13_500)
+    assert [s["segment_ids"] for s in out["segments"]] == [[0], [1], [2], [3], [4], [5]]
+
+
+def test_refinement_joins_segments_cut_without_a_pause() -> None:
+    # The scripted engine cuts a final every five words, back to back; so does max_segment_s.
+    words = "um so john can you update the the schedule by friday and i will call the client".split()
+    finals = [final(k, " ".join(words[i : i + 5]), i * 300, (i + len(words[i : i + 5])) * 300) for k, i in enumerate(range(0, len(words), 5))]
+    finals.append(final(len(finals), "thank you everyone", 6000, 7000))  # after a 0.9 s pause
+    out = refinement(PipelineInput(finals, 7500))
+    assert [s["text"] for s in out["segments"]] == [
+        "So John, can you update the schedule by Friday and I will call the client?",
+        "Thank you everyone.",
+    ]
+    assert [s["segment_ids"] for s in out["segments"]] == [[0, 1, 2, 3], [4]]
+    assert (out["segments"][0]["start_ms"], out["segments"][0]["end_ms"]) == (0, 5100)
+    assert items(finals) == [
+        ("Update the schedule by Friday", "John", "by Friday"),
+        ("Call the client", "speaker", None),
+    ]
 
 
 def test_refinement_casing_and_questions() -> None:
@@ -99,7 +118,7 @@ def test_refinement_casing_and_questions() -> None:
 
 
 def test_refinement_drops_segments_of_fillers_only_and_keeps_deliberate_repeats() -> None:
-    finals = [final(0, "um uh", 0, 800), final(1, "i know that that is wrong", 1000, 3000), final(2, "it was like ten minutes", 3200, 4400)]
+    finals = [final(0, "um uh", 0, 800), final(1, "i know that that is wrong", 1400, 3000), final(2, "it was like ten minutes", 3600, 4400)]
     out = refinement(PipelineInput(finals, 5000))
     assert [s["segment_id"] for s in out["segments"]] == [1, 2]
     assert out["text"] == "I know that that is wrong. It was ten minutes."
@@ -118,12 +137,13 @@ def test_analytics_of_a_meeting() -> None:
     assert out["duration_s"] == 24.0
     assert out["segments"] == 6
     assert out["word_count"] == sum(len(f["words"]) for f in MEETING) == 62
-    speech_ms = sum(f["end_ms"] - f["start_ms"] for f in MEETING)
+    speech_ms = sum(f["words"][-1]["end_ms"] - f["words"][0]["start_ms"] for f in MEETING)  # word spans
     assert out["speech_s"] == speech_ms / 1000
     assert out["speaking_rate_wpm"] == round(62 / (speech_ms / 60_000), 1)
-    # gaps: 9000 -> 11000 (2000 ms) and 18000 -> 20500 (2500 ms); 200 ms gaps are not pauses
-    assert out["pauses"]["count"] == 2 and out["pauses"]["longest_ms"] == 2500
-    assert [(g["after_segment_id"], g["duration_ms"]) for g in out["pauses"]["gaps"]] == [(1, 2000), (4, 2500)]
+    # gaps between the last word of one segment and the first of the next: 600 ms ones are not pauses
+    gaps = [(g["after_segment_id"], g["start_ms"], g["end_ms"]) for g in out["pauses"]["gaps"]]
+    assert gaps == [(1, MEETING[1]["words"][-1]["end_ms"], 11_000), (4, MEETING[4]["words"][-1]["end_ms"], 20_500)]
+    assert out["pauses"]["count"] == 2 and out["pauses"]["longest_ms"] == 20_500 - MEETING[4]["words"][-1]["end_ms"]
     expected_conf = sum(len(f["words"]) * f["words"][0]["confidence"] for f in MEETING) / 62
     assert out["mean_confidence"] == pytest.approx(expected_conf, abs=1e-4)
 
@@ -167,12 +187,12 @@ def test_tasks_of_a_dictation() -> None:
 def test_tasks_split_clauses_and_skip_questions() -> None:
     finals = [
         final(0, "we also need to update the guide but the server is down", 0, 4000),
-        final(1, "how can you tell", 4200, 5000),
-        final(2, "let's meet next week and i will bring the numbers", 5200, 8000),
+        final(1, "how can you tell", 4600, 5000),
+        final(2, "let's meet next week and i will bring the numbers", 5600, 8000),
     ]
     assert items(finals) == [
         ("Update the guide", None, None),
-        ("Meet next week and", None, "next week"),
+        ("Meet next week", None, "next week"),
         ("Bring the numbers", "speaker", None),
     ]
 
@@ -193,7 +213,7 @@ def test_summary_picks_the_central_sentences_in_order() -> None:
 
 
 def test_summary_size_grows_with_the_transcript() -> None:
-    many = [final(i, f"item {i} about the budget and the release plan", i * 3000, i * 3000 + 2500) for i in range(12)]
+    many = [final(i, f"item {i} about the budget and the release plan", i * 3000, i * 3000 + 2000) for i in range(12)]
     out = summary(PipelineInput(many, 40_000))
     assert out["sentences"] == 3 and out["segment_ids"] == sorted(out["segment_ids"])
     assert out["text"].count(".") == 3
@@ -251,10 +271,12 @@ VOCAB = ["um", "uh", "like", "you", "know", "we", "need", "to", "please", "can",
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.lists(st.sampled_from(VOCAB), max_size=14), max_size=6))
 def test_any_transcript_runs_every_step(texts: list[list[str]]) -> None:
-    finals = [final(i, " ".join(words), i * 2000, i * 2000 + 1500) for i, words in enumerate(texts)]
+    finals = [final(i, " ".join(words), i * 1000, i * 1000 + 700) for i, words in enumerate(texts)]
     out = run_all(PipelineInput(finals, len(finals) * 2000))
     for seg in out["refinement"]["segments"]:
         assert seg["text"] and seg["text"][-1] in ".?" and seg["text"][0].isupper()
         assert not {"um", "uh"} & set(seg["text"].lower().rstrip(".?").replace(",", "").split())
     assert all(item["text"] for item in out["tasks"]["items"])
     assert out["summary"]["sentences"] <= min(3, len(out["refinement"]["segments"]))
+    covered = [sid for seg in out["refinement"]["segments"] for sid in seg["segment_ids"]]
+    assert covered == sorted(covered) and set(covered) <= set(range(len(finals)))
