@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import array
 import asyncio
+import hashlib
 import json
 import math
 import os
@@ -190,6 +191,21 @@ def load_manifest(dir: Path | str | None = None) -> Manifest:  # noqa: A002 - th
     return Manifest(folder=folder, fixtures=fixtures, generator=data.get("generator", {}))
 
 
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def verify_manifest(manifest: Manifest) -> list[str]:
+    """One line per fixture whose file is missing or whose sha256 differs from the manifest."""
+    problems = []
+    for f in manifest:
+        if not f.path.is_file():
+            problems.append(f"{f.id}: {f.file} is missing")
+        elif (actual := sha256_file(f.path)) != f.sha256:
+            problems.append(f"{f.id}: {f.file} sha256 {actual} does not match the manifest's {f.sha256}")
+    return problems
+
+
 # --------------------------------------------------------------------------------------------
 # WAV validation
 
@@ -368,6 +384,14 @@ class Pacer:
         if offset <= self._high:
             return None
         return self._t0 + (offset - self._offset0) / self.bytes_per_second / self.pace
+
+    def mark_sent(self, offset: int, due: float | None) -> None:
+        """Record that ``offset`` went out now; ``due`` is what ``due(offset)`` returned.
+
+        For drivers that keep their own loop (sans-I/O): ask ``due``, wait however they wait,
+        send, then call this. ``wait_until``/``sleep_until`` do all three.
+        """
+        self._record(offset, due)
 
     def _record(self, offset: int, due: float | None) -> None:
         if due is not None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import array
-import hashlib
 import json
 import math
 import shutil
@@ -29,6 +28,8 @@ from harness.audio import (
     default_fixtures_dir,
     load_manifest,
     read_pcm,
+    sha256_file,
+    verify_manifest,
 )
 from harness.cli import HarnessError
 
@@ -114,23 +115,12 @@ def main(args: argparse.Namespace) -> int:
 # --check
 
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def verify(folder: Path) -> list[str]:
     """One line per fixture that is missing or whose sha256 differs from the manifest."""
     try:
-        manifest = load_manifest(folder)
+        return verify_manifest(load_manifest(folder))
     except (FileNotFoundError, ValueError) as exc:
         raise HarnessError(str(exc)) from exc
-    problems = []
-    for f in manifest:
-        if not f.path.is_file():
-            problems.append(f"{f.id}: {f.file} is missing")
-        elif (actual := sha256_file(f.path)) != f.sha256:
-            problems.append(f"{f.id}: {f.file} sha256 {actual} does not match the manifest's {f.sha256}")
-    return problems
 
 
 def check(folder: Path) -> int:

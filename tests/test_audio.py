@@ -317,6 +317,16 @@ async def test_async_pacer_sleeps_until_due(monkeypatch: pytest.MonkeyPatch) -> 
     assert slept == [pytest.approx(0.5), pytest.approx(0.5)] and pacer.stats().max_ms == pytest.approx(0.0)
 
 
+def test_sans_io_use_due_then_mark_sent() -> None:
+    clock = FakeClock()
+    pacer = audio.Pacer(clock=clock)
+    for offset in (0, 3200, 6400):
+        due = pacer.due(offset)
+        clock.now = max(clock.now, due) + 0.010  # the driver's own loop wakes 10 ms late
+        pacer.mark_sent(offset, due)
+    assert list(pacer.errors_ms) == [pytest.approx(10.0), pytest.approx(10.0), pytest.approx(10.0)]
+
+
 @pytest.mark.parametrize("pace", [-1.0, math.inf, math.nan])
 def test_pacer_refuses_bad_pace(pace: float) -> None:
     with pytest.raises(ValueError, match="pace"):
@@ -354,6 +364,13 @@ def test_check_names_a_changed_and_a_missing_file(fixture_copy: Path, capsys: py
     out = capsys.readouterr().out
     assert "meeting-02-rms: meeting-02-rms.wav sha256" in out and "noise-3s: noise-3s.wav is missing" in out
     assert "meeting-01-rms" not in out
+
+
+def test_verify_manifest_lists_only_the_changed_file(fixture_copy: Path) -> None:
+    assert audio.verify_manifest(load_manifest(fixture_copy)) == []
+    (fixture_copy / "silence-3s.wav").write_bytes(b"RIFF")
+    problems = audio.verify_manifest(load_manifest(fixture_copy))
+    assert len(problems) == 1 and problems[0].startswith("silence-3s: silence-3s.wav sha256")
 
 
 def test_check_without_a_manifest_is_a_harness_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
