@@ -1,0 +1,397 @@
+"""The report's sections as plain data (dicts and lists), ready for the Jinja template.
+
+Keeping this apart from the template means every number shown is computed in Python, where it
+can be tested, and the template only lays it out.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import statistics
+from typing import Any
+
+from harness.checks import latency
+from harness.checks.metrics import LATENCY_METRICS, METRICS, describe
+from harness.checks.verdict import Status, combine
+from harness.history import FaultWindow, History
+from harness.report import charts
+from harness.report.model import Item, RunData
+from harness.results import ScenarioResult
+from harness.slo import SLOResult, SLOSet, Samples, collect_samples, percentile
+
+SEVERITY = {Status.FAIL: 0, Status.UNKNOWN: 1, Status.PASS: 2}
+EVIDENCE_CHARS = 12_000
+MAX_WATERFALLS = 4
+SCREENSHOT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
+MAX_SCREENSHOT_BYTES = 3_000_000
+
+
+def fmt(value: Any, digits: int = 1) -> str:
+    """Numbers for people: thousands separated, few decimals; everything else as text."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return str(value)
+        if abs(value) >= 100 or value == int(value):
+            return f"{value:,.0f}"
+        return f"{value:,.{digits + 1}f}" if abs(value) < 1 else f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _json(value: Any) -> str:
+    text = json.dumps(value, indent=2, default=str, sort_keys=False)
+    return text if len(text) <= EVIDENCE_CHARS else text[:EVIDENCE_CHARS] + f"\n… ({len(text) - EVIDENCE_CHARS:,} more characters)"
+
+
+# --- SLOs ----------------------------------------------------------------------------------------
+def slo_rows(results: list[SLOResult]) -> list[dict[str, Any]]:
+    rows = []
+    for r in results:
+        t = r.threshold
+        unit = METRICS[t.metric].unit if t.metric in METRICS else ""
+        rows.append({
+            "metric": t.metric, "expression": t.expression, "status": r.status.value,
+            "measured": fmt(r.measured, 3 if t.aggregate == "rate" else 1) + (f" {unit}" if unit == "ms" and r.measured is not None else ""),
+            "samples": r.samples, "min_samples": t.min_samples,
+            "budget": None if r.budget_used is None else f"{r.budget_used:.0%}",
+            "budget_pct": None if r.budget_used is None else min(100.0, r.budget_used * 100),
+            "message": r.message, "description": t.description or describe(t.metric),
+        })
+    return rows
+
+
+# --- suites ------------------------------------------------------------------------------------
+def _metric_summary(metrics: dict[str, Any]) -> str:
+    parts = []
+    for name, value in metrics.items():
+        values = value if isinstance(value, list) else [value]
+        nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if not nums:
+            continue
+        parts.append(f"{name} {fmt(float(nums[0]))}" if len(nums) == 1 else
+                     f"{name} n={len(nums)} max {fmt(float(max(nums)))}")
+    return "; ".join(parts)
+
+
+def suites(data: RunData) -> list[dict[str, Any]]:
+    groups: dict[str, list[Item]] = {}
+    for item in data.items:
+        groups.setdefault(item.suite, []).append(item)
+    out = []
+    for name, items in groups.items():
+        rows = []
+        for item in sorted(items, key=lambda i: (SEVERITY[i.status], i.name)):
+            artifacts = item.result.artifacts if item.result else {}
+            rows.append({
+                "name": item.name, "status": item.status.value, "duration": fmt(item.duration_s),
+                "messages": item.messages(), "error": item.error,
+                "params": {k: v for k, v in item.params.items()},
+                "verdicts": [{"name": v.name, "status": v.status.value, "message": v.message,
+                              "metrics": _metric_summary(v.metrics),
+                              "evidence": _json(v.evidence) if v.evidence else ""} for v in item.verdicts],
+                "artifacts": [{"label": k, "path": p} for k, p in artifacts.items()],
+                "sessions": item.result.sessions if item.result else [],
+            })
+        counts = {s.value: sum(1 for i in items if i.status is s) for s in Status}
+        out.append({"name": name, "status": combine([_as_verdict(i) for i in items]).value, "counts": counts, "rows": rows})
+    return sorted(out, key=lambda s: (SEVERITY[Status(s["status"])], s["name"]))
+
+
+def _as_verdict(item: Item):
+    from harness.checks.verdict import Verdict
+
+    return Verdict(item.key, item.status)
+
+
+# --- latency -------------------------------------------------------------------------------------
+def latency_table(samples: Samples) -> list[dict[str, Any]]:
+    rows = []
+    for metric in list(LATENCY_METRICS) + ["partial_gap_ms", "recovery_ms", "added_latency_ms"]:
+        values = samples.values.get(metric)
+        if not values:
+            continue
+        rows.append({"metric": metric, "n": len(values), "p50": fmt(percentile(values, 50)),
+                     "p95": fmt(percentile(values, 95)), "p99": fmt(percentile(values, 99)),
+                     "max": fmt(max(values)), "definition": describe(metric)})
+    return rows
+
+
+def _targets(slos: SLOSet | None) -> dict[str, list[tuple[float, str]]]:
+    out: dict[str, list[tuple[float, str]]] = {}
+    for t in slos.thresholds if slos else []:
+        if t.aggregate in ("p", "max", "avg", "med") and t.op in ("<", "<="):
+            out.setdefault(t.metric, []).append((t.target, t.expression))
+    return out
+
+
+def run_t0(data: RunData) -> int | None:
+    starts = [h.t0_ns for _, h in data.histories()]
+    return min(starts) if starts else None
+
+
+def windows(data: RunData, t0: int, end_default_ns: int | None = None) -> list[charts.Window]:
+    out = []
+    for w in data.fault_windows():
+        end = w.end_ns if w.end_ns is not None else end_default_ns
+        if end is None:
+            continue
+        label = f"{w.kind} {w.target}".strip()
+        out.append(charts.Window((w.start_ns - t0) / 1e9, (end - t0) / 1e9, label))
+    return out
+
+
+def latency_charts(data: RunData, samples: Samples, slos: SLOSet | None) -> dict[str, str | None]:
+    dist = charts.latency_distributions({m: samples.values.get(m, []) for m in LATENCY_METRICS}, _targets(slos))
+    t0 = run_t0(data)
+    over = None
+    if t0 is not None:
+        series: dict[str, list[tuple[float, float]]] = {m: [] for m in
+                                                          ("final_latency_ms", "first_partial_ms", "session_create_ms", "connect_ms")}
+        last = t0
+        for _, h in data.histories():
+            for s, _faulted in latency.final_latency_samples(h):
+                series["final_latency_ms"].append(((s.t_ns - t0) / 1e9, s.ms))
+            fp, _ = latency.first_partial_sample(h)
+            if fp:
+                series["first_partial_ms"].append(((fp.t_ns - t0) / 1e9, fp.ms))
+            for s in latency.session_create_samples(h):
+                series["session_create_ms"].append(((s.t_ns - t0) / 1e9, s.ms))
+            for s in latency.connect_samples(h):
+                series["connect_ms"].append(((s.t_ns - t0) / 1e9, s.ms))
+            if h.records:
+                last = max(last, h.records[-1].t_ns)
+        over = charts.latency_over_time(series, windows(data, t0, last))
+    return {"distributions": dist, "over_time": over}
+
+
+# --- waterfalls ---------------------------------------------------------------------------------
+def lanes(h: History) -> list[charts.Lane]:
+    def s(t: int) -> float:
+        return (t - h.t0_ns) / 1e9
+
+    http = charts.Lane("HTTP", [], [], charts.PURPLE)
+    for r in h.of_kind("http"):
+        lat = float(r.data.get("latency_ms") or 0.0)
+        path = str(r.data.get("path", ""))
+        short_path = path.rsplit("/", 1)[-1] if path.count("/") > 2 else path
+        http.spans.append((s(r.t_ns) - lat / 1000, s(r.t_ns)))
+        http.points.append((s(r.t_ns), f"{r.data.get('method', '')} {short_path} {r.data.get('status')}"))
+    connect = charts.Lane("connect", [], [], charts.TEAL)
+    starts = {}
+    for r in h.records:
+        if r.kind == "connect":
+            starts[r.data.get("attempt")] = r.t_ns
+        elif r.kind == "connected" and r.data.get("attempt") in starts:
+            connect.spans.append((s(starts[r.data.get("attempt")]), s(r.t_ns)))
+        elif r.kind == "connect_failed":
+            connect.points.append((s(r.t_ns), f"failed {r.data.get('status') or ''}".strip()))
+    lanes = [http, connect, charts.Lane("audio sent", [(s(r.t_ns), "") for r in h.of_kind("audio_sent")], [], charts.BLUE)]
+    events: dict[str, list[tuple[float, str]]] = {k: [] for k in ("ack", "partial", "final", "pipeline_event", "error", "closed")}
+    for t, e in h.events():
+        if e.type in events:
+            label = ""
+            if e.type == "final":
+                label = f"#{e.segment_id}"  # type: ignore[union-attr]
+            elif e.type == "error":
+                label = e.code  # type: ignore[union-attr]
+            elif e.type == "closed":
+                label = f"close {e.code}"  # type: ignore[union-attr]
+            elif e.type == "pipeline_event":
+                label = e.name  # type: ignore[union-attr]
+            events[e.type].append((s(t), label))
+    pipeline = events["pipeline_event"]
+    if len(pipeline) > 1:  # one label for the run of events: they arrive too close together to name each
+        span_ms = (pipeline[-1][0] - pipeline[0][0]) * 1000
+        pipeline = [(pipeline[0][0], f"{pipeline[0][1]} … {pipeline[-1][1]} ({len(pipeline)} in {span_ms:.0f} ms)")] + \
+            [(x, "") for x, _ in pipeline[1:]]
+    control = [(s(r.t_ns), str(r.data.get("message", ""))) for r in h.of_kind("control_sent")]
+    return lanes + [
+        charts.Lane("acks", [(x, "") for x, _ in events["ack"]], [], charts.MUTED),
+        charts.Lane("partials", events["partial"], [], charts.GREEN),
+        charts.Lane("finals", events["final"], [], charts.INK),
+        charts.Lane("control", control, [], charts.ORANGE),
+        charts.Lane("pipeline", pipeline, [], charts.PURPLE),
+        charts.Lane("errors / close", events["error"] + events["closed"], [], charts.RED),
+    ]
+
+
+def _worst(data: RunData) -> list[tuple[ScenarioResult, History, str]]:
+    scored = []
+    for s, h in data.histories():
+        finals = latency.final_latency_samples(h)
+        worst = max((x.ms for x, _ in finals), default=0.0)
+        status = s.final_status()
+        reason = f"{status.value}" + (f", worst final latency {worst:.0f} ms" if finals else ", no finals")
+        scored.append(((SEVERITY[status], -worst), s, h, reason))
+    scored.sort(key=lambda x: x[0])
+    return [(s, h, reason) for _, s, h, reason in scored[:MAX_WATERFALLS]]
+
+
+def waterfalls(data: RunData) -> list[dict[str, Any]]:
+    out = []
+    for s, h, reason in _worst(data):
+        end = h.records[-1].t_ns if h.records else h.t0_ns
+        ws = [w for w in list(h.faults) + list(s.faults) if w.start_ns <= end]
+        wins = []
+        seen = set()
+        for w in ws:
+            key = (w.kind, w.start_ns, w.end_ns)
+            if key in seen:
+                continue
+            seen.add(key)
+            wins.append(charts.Window((w.start_ns - h.t0_ns) / 1e9, ((w.end_ns or end) - h.t0_ns) / 1e9, f"{w.kind} {w.target}".strip()))
+        title = f"{h.session_id or 'session'} · {s.suite}/{s.scenario} · {reason}"
+        uri = charts.waterfall(lanes(h), wins, title)
+        if uri:
+            out.append({"title": title, "uri": uri, "faults": [w.label for w in wins]})
+    return out
+
+
+# --- chaos ---------------------------------------------------------------------------------------
+def _fault_label(fault: Any) -> str:
+    if isinstance(fault, dict):
+        kind = fault.get("kind") or fault.get("type") or fault.get("name") or "fault"
+        rest = ", ".join(f"{k}={v}" for k, v in fault.items() if k not in ("kind", "type", "name"))
+        return f"{kind} ({rest})" if rest else str(kind)
+    return str(fault)
+
+
+def chaos_matrix(data: RunData) -> list[dict[str, Any]]:
+    groups: dict[str, list[ScenarioResult]] = {}
+    for s in data.scenarios:
+        if s.params.get("fault") is not None:
+            groups.setdefault(_fault_label(s.params["fault"]), []).append(s)
+    rows = []
+    for label, results in sorted(groups.items()):
+        samples = collect_samples([r.to_dict() for r in results]).values
+        recov = samples.get("recovery_ms", [])
+        added = samples.get("added_latency_ms", [])
+        rows.append({
+            "fault": label,
+            "scenarios": [r.scenario for r in results],
+            "completeness": f"{min(samples['completeness']):.1%}" if samples.get("completeness") else "–",
+            "lost": fmt(int(sum(samples["lost_words"]))) if samples.get("lost_words") else "–",
+            "duplicated": fmt(int(sum(samples["duplicated_words"]))) if samples.get("duplicated_words") else "–",
+            "recovery": f"{fmt(statistics.median(recov))} / {fmt(max(recov))}" if recov else "–",
+            "added": fmt(statistics.median(added)) if added else "–",
+            "status": combine([_as_verdict(Item(r.suite, r.scenario, r.final_status(), [])) for r in results]).value,
+        })
+    return rows
+
+
+# --- other record kinds ---------------------------------------------------------------------------
+def _generic(rec: dict[str, Any]) -> dict[str, Any]:
+    """Scalars as key/value pairs, lists of objects as tables, nested objects flattened one level."""
+    skip = {"record", "verdicts", "artifacts"}
+    scalars, tables = [], []
+    for key, value in rec.items():
+        if key in skip:
+            continue
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if not isinstance(v, (dict, list)):
+                    scalars.append((f"{key}.{k}", fmt(v)))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            cols: list[str] = []
+            for row in value:
+                cols += [c for c in row if c not in cols and not isinstance(row[c], (dict, list))]
+            tables.append({"title": key, "columns": cols, "rows": [[fmt(row.get(c)) for c in cols] for row in value[:200]]})
+        elif not isinstance(value, list):
+            scalars.append((key, fmt(value)))
+        else:
+            scalars.append((key, ", ".join(fmt(v) for v in value[:20])))
+    return {"scalars": scalars, "tables": tables}
+
+
+def load_section(data: RunData) -> list[dict[str, Any]]:
+    out = []
+    for rec in data.of_kind("load") + data.of_kind("soak"):
+        body = _generic(rec)
+        statuses = [v.get("status") for v in rec.get("verdicts") or []]
+        status = "fail" if "fail" in statuses else "unknown" if "unknown" in statuses else ("pass" if statuses else None)
+        out.append({"kind": rec.get("record"), "name": rec.get("name") or rec.get("scenario") or rec.get("record"),
+                    "status": status, "artifacts": [{"label": k, "path": p} for k, p in (rec.get("artifacts") or {}).items()],
+                    **body})
+    return out
+
+
+BENCH_STATS = ("median", "mean", "min", "max", "stddev", "iqr")
+
+
+def benchmark_rows(data: RunData) -> list[dict[str, Any]]:
+    """pytest-benchmark's ``stats`` are seconds: shown in ms; flat records are shown as given."""
+    rows = []
+    for rec in data.of_kind("benchmark"):
+        stats = rec.get("stats") if isinstance(rec.get("stats"), dict) else None
+        row = {"name": rec.get("name") or rec.get("fullname") or "?", "group": rec.get("group") or ""}
+        if stats:
+            for k in BENCH_STATS:
+                row[k] = fmt(stats[k] * 1000, 2) if isinstance(stats.get(k), (int, float)) else "–"
+            row["rounds"] = fmt(stats.get("rounds"))
+            row["ops"] = fmt(stats.get("ops"))
+        else:
+            for k in BENCH_STATS:
+                v = rec.get(f"{k}_ms", rec.get(k))
+                row[k] = fmt(v, 2)
+            row["rounds"] = fmt(rec.get("rounds"))
+            row["ops"] = fmt(rec.get("ops"))
+        shown = {"record", "name", "group", "stats", "fullname", "rounds", "ops", *BENCH_STATS,
+                 *(f"{k}_ms" for k in BENCH_STATS)}
+        extra = {k: v for k, v in rec.items() if k not in shown and not isinstance(v, (dict, list))}
+        row["extra"] = ", ".join(f"{k}={fmt(v)}" for k, v in extra.items())
+        rows.append(row)
+    return rows
+
+
+def screenshots(data: RunData) -> list[dict[str, Any]]:
+    out = []
+    for s in data.scenarios:
+        for label, rel in s.artifacts.items():
+            if not (label == "screenshot" or label.startswith("screenshot")):
+                continue
+            path = data.artifact(rel)
+            mime = SCREENSHOT_TYPES.get(path.suffix.lower()) if path else None
+            entry = {"scenario": f"{s.suite}/{s.scenario}", "label": label, "path": rel, "status": s.final_status().value,
+                     "uri": None, "missing": None}
+            if path is None or mime is None:
+                entry["missing"] = "not found in the run directory" if path is None else f"not an image ({path.suffix})"
+            elif path.stat().st_size > MAX_SCREENSHOT_BYTES:
+                entry["missing"] = f"too large to inline ({path.stat().st_size:,} bytes)"
+            else:
+                entry["uri"] = f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+            out.append(entry)
+    return out
+
+
+def selftest(data: RunData) -> dict[str, Any] | None:
+    records = data.of_kind("selftest")
+    if not records:
+        return None
+    rows = []
+    for r in records:
+        failing = [f for f in r.get("failing") or [] if f.get("status") == "fail"]
+        caught = bool(r.get("counted", r.get("caught")))
+        symptom = ""
+        if failing:
+            msgs = failing[0].get("messages") or []
+            symptom = msgs[0] if msgs else ""
+        rows.append({
+            "defect": r.get("defect", "?"),
+            "expected": ", ".join(r.get("suites") or []) or r.get("expected_suite", ""),
+            "caught": caught,
+            "status": "pass" if caught else ("unknown" if r.get("harness_error") else "fail"),
+            "by": [f"{f.get('suite')}/{f.get('scenario')}" for f in failing],
+            "symptom": symptom,
+            "note": r.get("harness_error") or (
+                "the catching scenario also failed on the healthy server" if r.get("caught") and r.get("healthy_passed") is False
+                else ""),
+        })
+    summary = (data.of_kind("selftest_summary") or [{}])[-1]
+    return {"rows": rows, "caught": sum(1 for r in rows if r["caught"]), "total": len(rows),
+            "skipped": summary.get("skipped") or {}}
