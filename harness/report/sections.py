@@ -13,8 +13,8 @@ from typing import Any
 
 from harness.checks import latency
 from harness.checks.metrics import LATENCY_METRICS, METRICS, describe
-from harness.checks.verdict import Status, combine
-from harness.history import FaultWindow, History
+from harness.checks.verdict import Status, Verdict, combine
+from harness.history import History
 from harness.report import charts
 from harness.report.model import Item, RunData
 from harness.results import ScenarioResult
@@ -99,14 +99,13 @@ def suites(data: RunData) -> list[dict[str, Any]]:
                 "sessions": item.result.sessions if item.result else [],
             })
         counts = {s.value: sum(1 for i in items if i.status is s) for s in Status}
-        out.append({"name": name, "status": combine([_as_verdict(i) for i in items]).value, "counts": counts, "rows": rows})
+        out.append({"name": name, "status": worst([i.status for i in items]).value, "counts": counts, "rows": rows})
     return sorted(out, key=lambda s: (SEVERITY[Status(s["status"])], s["name"]))
 
 
-def _as_verdict(item: Item):
-    from harness.checks.verdict import Verdict
-
-    return Verdict(item.key, item.status)
+def worst(statuses: list[Status]) -> Status:
+    """fail over unknown over pass, as ``combine`` does for verdicts (nothing at all is unknown)."""
+    return combine([Verdict("", s) for s in statuses])
 
 
 # --- latency -------------------------------------------------------------------------------------
@@ -280,7 +279,7 @@ def chaos_matrix(data: RunData) -> list[dict[str, Any]]:
             "duplicated": fmt(int(sum(samples["duplicated_words"]))) if samples.get("duplicated_words") else "–",
             "recovery": f"{fmt(statistics.median(recov))} / {fmt(max(recov))}" if recov else "–",
             "added": fmt(statistics.median(added)) if added else "–",
-            "status": combine([_as_verdict(Item(r.suite, r.scenario, r.final_status(), [])) for r in results]).value,
+            "status": worst([r.final_status() for r in results]).value,
         })
     return rows
 
