@@ -15,6 +15,9 @@ WS_OPTIONS: dict[str, Any] = {
     "proxy": None,  # never route loopback test traffic through an environment proxy
     "compression": None,  # audio does not compress; deflate would only cost CPU on both sides
     "max_size": 2**22,
+    # Once a close frame has arrived its code says all there is to know; waiting long for the
+    # TCP teardown (a server that stopped reading, say) would only delay the reconnect.
+    "close_timeout": 2.0,
 }
 
 

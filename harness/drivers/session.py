@@ -416,6 +416,9 @@ class SessionCore:
             assert self.session is not None
             request = self.codec.finalize_request(self.target, self.session)
             assert request is not None
+            # The server may close the stream 1000 before the HTTP answer arrives: that close
+            # is the finalize taking effect, not a premature one.
+            self.finalized_once = True
             return HttpCall(request, "finalize", min(self.plan.http_timeout_s, max(0.0, self.deadline - now)))
         if self.plan.finalize == "none":
             if self.linger_until is None:

@@ -118,7 +118,7 @@ class SyncSessionClient:
         try:
             ws = connect(action.request.url, additional_headers=action.request.headers,
                          subprotocols=list(action.request.subprotocols) or None,
-                         open_timeout=max(0.001, action.timeout_s), **WS_OPTIONS)
+                         open_timeout=max(0.001, action.timeout_s), legacy=True, **WS_OPTIONS)
         except (OSError, TimeoutError, WebSocketException) as exc:
             self.core.now = time.monotonic()
             error, status = handshake_failure(exc)
@@ -377,7 +377,7 @@ def open_stream(
     start = time.monotonic()
     try:
         ws = connect(request.url, additional_headers=request.headers if headers is None else headers,
-                     subprotocols=list(request.subprotocols) or None, open_timeout=open_timeout, **WS_OPTIONS)
+                     subprotocols=list(request.subprotocols) or None, open_timeout=open_timeout, legacy=True, **WS_OPTIONS)
     except (OSError, TimeoutError, WebSocketException) as exc:
         error, status = handshake_failure(exc)
         if history is not None:

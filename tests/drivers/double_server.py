@@ -75,6 +75,7 @@ class DoubleServer:
         self.faults = faults or Faults()
         self.sessions: dict[str, Session] = {}
         self.connections = 0
+        self._closing: set[int] = set()
         self.loop = asyncio.new_event_loop()
         self.http_port = 0
         self.ws_port = 0
@@ -204,7 +205,8 @@ class DoubleServer:
                         await self._finalize(s)
                         return
                     continue
-                await self._audio(s, ws, frame)
+                if id(ws) not in self._closing:
+                    await self._audio(s, ws, frame)
         except ConnectionClosed:
             pass
         finally:
@@ -231,7 +233,10 @@ class DoubleServer:
         n = len(s.received)
         if f.close_after_bytes and n >= f.close_after_bytes[0]:
             code, f.close_after_bytes = f.close_after_bytes[1], None
-            await ws.close(code, "double: planned close")
+            # Close in the background and keep reading (ignoring audio) so the client's close
+            # frame, queued behind audio it already sent, is read and the handshake completes.
+            self._closing.add(id(ws))
+            asyncio.ensure_future(ws.close(code, "double: planned close"))
         elif f.drop_after_bytes is not None and n >= f.drop_after_bytes:
             f.drop_after_bytes = None
             ws.transport.abort()

@@ -131,7 +131,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=400)
+@settings(max_examples=150)
 @given(st.sampled_from(["Results", "Metadata", "SpeechStarted", "UtteranceEnd", "Error", "x"]),
        st.dictionaries(st.sampled_from(["channel", "is_final", "speech_final", "from_finalize", "start", "duration",
                                         "metadata", "request_id", "description", "variant"]), json_values, max_size=8))
