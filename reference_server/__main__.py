@@ -39,9 +39,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def join_values(argv: Sequence[str]) -> list[str]:
+    """``--api-key -x`` -> ``--api-key=-x``: a random key may start with '-', which argparse would
+    otherwise take for an option."""
+    out: list[str] = []
+    it = iter(argv)
+    for arg in it:
+        if arg == "--api-key":
+            value = next(it, None)
+            out.append(arg if value is None else f"{arg}={value}")
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_values(sys.argv[1:] if argv is None else argv))
     try:
         defects = DefectSet.parse(args.defect)
     except UnknownDefect as exc:

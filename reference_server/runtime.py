@@ -61,10 +61,7 @@ class SessionRuntime:
         self.finals_emitted = 0
         # defect stream-gap: partials suppressed after the first flush until the segment ends
         self.suppress_partials = False
-        # defect unbounded-transcript: everything kept for the session's life
-        self.partial_log: list[tuple[dict[str, Any], bytes]] = []
-        self.audio_log = bytearray()
 
     @property
     def has_buffers(self) -> bool:
-        return bool(self.engines or self.pending or self.audio_log)
+        return bool(self.engines or self.pending)

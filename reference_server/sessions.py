@@ -66,6 +66,9 @@ class SessionManager:
         self.runtimes: dict[str, SessionRuntime] = {}
         self.pipelines: set[asyncio.Task[None]] = set()
         self._creations = 0
+        # defect unbounded-transcript: a per-session cache of every partial (with a copy of the
+        # audio behind it) that nothing ever evicts
+        self.partial_cache: dict[str, dict[str, Any]] = {}
         from .pipeline.runner import PipelineRunner  # the runner calls back into this manager
 
         self.runner = PipelineRunner(self)
@@ -95,7 +98,8 @@ class SessionManager:
         return sum(1 for rt in self.runtimes.values() if rt.stream is not None)
 
     def active_buffers(self) -> int:
-        return sum(1 for rt in self.runtimes.values() if rt.has_buffers)
+        holding = {rt.id for rt in self.runtimes.values() if rt.has_buffers}
+        return len(holding | set(self.partial_cache))
 
     # --- creation ------------------------------------------------------------------------
     async def create(self, body: Any) -> tuple[SessionRuntime, str]:
@@ -242,8 +246,8 @@ class SessionManager:
         if not rt.audio_seen:
             rt.audio_seen = True
             self.tracker.stage(rt.id, "audio_received", offset=start)
-        if "unbounded-transcript" in self.defects:
-            rt.audio_log += data  # defect unbounded-transcript: all audio kept for the session's life
+        if "unbounded-transcript" in self.defects:  # defect unbounded-transcript
+            self.partial_cache.setdefault(rt.id, {"audio": bytearray(), "partials": []})["audio"] += data
         if "early-audio-dropped" in self.defects and now - stream_opened < EARLY_AUDIO_WINDOW_S:
             return "tail"  # defect early-audio-dropped: taken and acked, never reaches the engine
         rt.pending.append(Chunk(start, data, now))
@@ -358,8 +362,9 @@ class SessionManager:
             if kind == "partial":
                 if "stream-gap" in self.defects and rt.suppress_partials:
                     continue  # defect stream-gap
-                if "unbounded-transcript" in self.defects:
-                    rt.partial_log.append((msg, bytes(rt.audio_log[-UNBOUNDED_PARTIAL_COPY_BYTES:])))
+                if "unbounded-transcript" in self.defects:  # defect unbounded-transcript
+                    cached = self.partial_cache.setdefault(rt.id, {"audio": bytearray(), "partials": []})
+                    cached["partials"].append((msg, bytes(cached["audio"][-UNBOUNDED_PARTIAL_COPY_BYTES:])))
                 if sink is not None:
                     await sink.send({"type": "partial", **msg})
                 continue
@@ -496,8 +501,6 @@ class SessionManager:
                 engine.close()
             rt.engines = []
             rt.pending.clear()
-            rt.audio_log = bytearray()
-            rt.partial_log = []
         self.store.delete_session(rt.id)
         self.tracker.end(rt.id, "deleted")
         self.runtimes.pop(rt.id, None)
