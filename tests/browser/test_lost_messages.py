@@ -16,7 +16,9 @@ def expected_words(total_bytes: int) -> list[str]:
 
 async def record_through(proxy: WsFaultProxy, browser: BrowserSession, server, chunks: int) -> LivePage:
     live = LivePage(browser, server.url)
-    await live.open(LiveOptions(engine="scripted", script=SCRIPT, backoff_ms=100, stream_origin=proxy.ws_url))
+    # Two words (600 ms) per segment, so finals come quickly.
+    await live.open(LiveOptions(engine="scripted", script=SCRIPT, metadata={"script_segment_words": 2},
+                                backoff_ms=100, stream_origin=proxy.ws_url))
     await live.start()
     await live.wait_status("Connected")
     await live.wait_chunks(chunks)
@@ -54,7 +56,7 @@ async def test_a_lost_final_is_replayed_after_a_reconnect(chromium, speech_wav, 
         fake_audio=speech_wav, artifacts_dir=tmp_path, name="lost-final"
     ) as browser:
         proxy.add(Drop(DOWNSTREAM, Match(kind="final", nth=1)))  # segment 0 never reaches the page
-        live = await record_through(proxy, browser, server, chunks=35)  # 3.5 s: segments 0 and 1
+        live = await record_through(proxy, browser, server, chunks=15)  # 1.5 s: segments 0 and 1
         await live.wait_finals(2)
 
         # Segment 1 arrived without 0: the page reconnected asking for everything after -1, and

@@ -38,10 +38,12 @@ async def test_reconnects_and_resumes_with_nothing_lost_or_doubled(chromium, spe
         await live.stop_and_wait_for_view()
         await live.wait_results()
 
-        # Two streams; the second resumed exactly where the server's ready said.
-        assert len(browser.sockets) == 2
-        assert "last_segment_id=" in browser.sockets[1].url
-        second = [f for f in browser.frames if f.socket == 1]
+        # Two streams got `ready` (attempts while the server was down were refused); the second
+        # resumed exactly where its ready said.
+        opened = sorted({f.socket for f in browser.frames if f.direction == "received"})
+        assert len(opened) == 2
+        assert "last_segment_id=" in browser.sockets[opened[1]].url
+        second = [f for f in browser.frames if f.socket == opened[1]]
         ready = next(f.json() for f in second if f.kind == "text" and f.direction == "received")
         assert ready["type"] == "ready"
         first_audio = next(f for f in second if f.kind == "binary" and f.direction == "sent")
@@ -53,23 +55,25 @@ async def test_reconnects_and_resumes_with_nothing_lost_or_doubled(chromium, spe
         expected = [script[i % len(script)] for i in range(total // WORD_BYTES)]
         transcript = " ".join(await live.finals()).split()
         assert transcript == expected
-        assert browser.errors == []
+        # Chromium itself logs each refused attempt while the server was down; the page logs nothing.
+        assert [e.text for e in browser.errors if "ERR_CONNECTION_REFUSED" not in e.text] == []
 
 
 async def test_planted_no_reconnect_goes_offline_and_stays_there(chromium, speech_wav, start_server, tmp_path) -> None:
     server = start_server(engine="scripted", defects=("client-no-reconnect",))
     async with BrowserSession(fake_audio=speech_wav, artifacts_dir=tmp_path, name="no-reconnect") as browser:
         live = LivePage(browser, server.url)
-        await live.open(scripted(backoff_ms=100))
+        await live.open(scripted(backoff_ms=100, backoff_max_ms=200))
         await live.start()
         await live.wait_status("Connected")
         await live.wait_chunks(5)
 
-        await asyncio.to_thread(server.restart)
+        await asyncio.to_thread(server.stop)  # closes the stream with 1001: "reconnect and resume"
         await live.wait_status("Offline")
-        await asyncio.sleep(1.5)  # a healthy page reconnects within ~0.2 s of the server being back
+        await asyncio.sleep(1.0)  # a healthy page says Reconnecting and tries every 0.1-0.2 s
         assert await live.status() == "Offline"
         assert len(browser.sockets) == 1
+        assert await live.error() == ""  # and it does not even say why
 
 
 async def test_gives_up_saying_the_server_is_unreachable(chromium, speech_wav, start_server, tmp_path) -> None:
