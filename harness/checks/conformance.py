@@ -5,7 +5,8 @@
 * ``session_state``: a ``GET /v1/sessions/{id}`` body after finalize: completed, every pipeline
   event once and in order, every step ready, every result present;
 * ``error_answer``: a deliberately bad input got one of its documented error or close codes;
-* ``create_percentile``: a percentile of session creation times within a limit.
+* ``create_percentile``: a percentile of session creation times within a limit;
+* ``partial_coverage``: partials covering the speech in steps of at most a limit (audio time).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from harness.checks import lifecycle
-from harness.checks._common import sent_through, session_label, short, verdict
+from harness.checks._common import ns_to_ms, sent_through, session_label, short, verdict
 from harness.checks.latency import session_create_samples
 from harness.checks.verdict import Status, Verdict
 from harness.history import History
@@ -149,3 +150,42 @@ def create_percentile(history: History, q: float = 95, limit_ms: float = 2000, m
                        f"({len(slow)} slow: {short([f'{s.ms:.0f} ms' for s in slow], 3)})", metrics, evidence)
     return verdict(name, Status.PASS, f"{who}: p{q:g} session creation {p:.0f} ms over {len(values)} sessions",
                    metrics, evidence)
+
+
+
+def partial_coverage(history: History, max_gap_ms: float = 1000.0) -> Verdict:
+    """No stretch of speech longer than ``max_gap_ms`` (audio time) without a hypothesis.
+
+    Every partial and final says which audio it covers (``end_ms``). While speech flows, those
+    ends must advance in steps of at most ``max_gap_ms``: from the first hypothesis to the end
+    of the speech (``meta.speech_end_ms``, else the end of the audio sent), including the tail.
+    Measured on the audio's clock, not the wall clock, so a server slowed down by a busy machine
+    (hypotheses late and bunched) passes, while one that sends no partial for a stretch of speech
+    (``stream-gap``) fails whatever the machine's load. The fixture must be continuous speech:
+    a pause between utterances would count as a gap.
+    """
+    name, who = "latency.partial_coverage", session_label(history)
+    hyps = [(t, e) for t, e in history.events() if isinstance(e, (Partial, Final)) and e.text.strip()]
+    if not hyps:
+        return verdict(name, Status.UNKNOWN, f"{who}: no partial or final with text arrived", {})
+    end_ms = history.meta.get("speech_end_ms")
+    speech_end = float(end_ms) if end_ms is not None else sent_through(history) / 32.0
+    points = sorted({e.end_ms for _, e in hyps if e.end_ms <= speech_end})
+    if not points:
+        return verdict(name, Status.UNKNOWN, f"{who}: no hypothesis covers audio before the speech end ({speech_end:.0f} ms)", {})
+    if points[-1] < speech_end:
+        points.append(speech_end)  # the tail: speech after the last hypothesis counts too
+    gaps = [(b - a, a, b) for a, b in zip(points, points[1:])]
+    worst = max(gaps, key=lambda g: g[0], default=(0.0, points[0], points[0]))  # the first of equal gaps
+    wall = [ns_to_ms(t1 - t0) for (t0, _), (t1, _) in zip(hyps, hyps[1:])]
+    evidence = {"covered_ms": points[:200], "speech_end_ms": speech_end, "largest_audio_gap_ms": worst[0],
+                "largest_wall_gap_ms": max(wall, default=0.0)}
+    gap, a, b = worst
+    if gap > max_gap_ms:
+        tail = " (the rest of the speech)" if b == speech_end and speech_end not in {e.end_ms for _, e in hyps} else ""
+        return verdict(name, Status.FAIL,
+                       f"{who}: no partial for {gap:.0f} ms of speech (limit {max_gap_ms:.0f} ms), from audio "
+                       f"{a:.0f} ms to {b:.0f} ms{tail}: the user saw a frozen line while the speaker went on",
+                       {}, evidence)
+    return verdict(name, Status.PASS, f"{who}: a hypothesis at least every {gap:.0f} ms of speech "
+                   f"through {speech_end:.0f} ms", {}, evidence)

@@ -131,3 +131,42 @@ def test_one_in_five_slow_fails_p95():
 
 def test_too_few_creations_is_unknown():
     assert conformance.create_percentile(creations([30.0]), min_samples=5).status is Status.UNKNOWN
+
+
+# --- partial_coverage --------------------------------------------------------------------------
+def test_partials_every_word_cover_the_speech():
+    v = conformance.partial_coverage(scripted_history(n_words=15))
+    assert v.status is Status.PASS, v.message
+    assert v.evidence["largest_audio_gap_ms"] == 300
+
+
+def test_partials_stopping_after_the_first_final_fail():
+    # stream-gap: no partial in segment 1 (words 5-9) until its final at 3000 ms of audio
+    v = conformance.partial_coverage(scripted_history(n_words=15, suppress_partials=True))
+    assert v.status is Status.FAIL
+    assert "no partial for 1500 ms of speech (limit 1000 ms), from audio 1500 ms to 3000 ms" in v.message
+
+
+def test_the_tail_counts():
+    h = scripted_history(n_words=10, suppress_partials=True)  # segment 1 final only at finalize
+    h.meta["speech_end_ms"] = 2900
+    h.records = [r for r in h.records if not (r.kind == "event" and r.data["event"]["type"] == "final"
+                                              and r.data["event"]["segment_id"] == 1)]
+    v = conformance.partial_coverage(h)
+    assert v.status is Status.FAIL and "(the rest of the speech)" in v.message
+
+
+def test_late_bunched_partials_still_cover_the_speech():
+    h = scripted_history(n_words=15)
+    late = max(r.t_ns for r in h.records) + 5_000 * 1_000_000
+    for r in h.records:
+        if r.kind == "event" and r.data["event"]["type"] in ("partial", "final"):
+            r.t_ns = late  # a busy server: everything arrives at once, seconds late
+    v = conformance.partial_coverage(h)
+    assert v.status is Status.PASS and v.evidence["largest_wall_gap_ms"] == 0
+
+
+def test_no_hypothesis_is_unknown():
+    h = scripted_history(n_words=10)
+    h.records = [r for r in h.records if not (r.kind == "event" and r.data["event"]["type"] in ("partial", "final"))]
+    assert conformance.partial_coverage(h).status is Status.UNKNOWN

@@ -1,0 +1,168 @@
+"""Shared pieces of the conformance scenarios: talking to the target, scripted audio, fixtures.
+
+The scripted engine (a test double, named as one) is used wherever exactness matters more than
+speech recognition: word i covers stream bytes [i*W, (i+1)*W), so a byte lost or taken twice shows
+up as a word lost or doubled. PocketSphinx is used where accuracy, latency or cadence is the point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+
+from harness.checks.integrity import expected_scripted_words
+from harness.checks.verdict import Status, Verdict
+from harness.drivers.asyncio_driver import AsyncSessionClient, AsyncStream, create_session, open_stream
+from harness.drivers.session import SessionOutcome, SessionPlan
+from harness.history import History
+from harness.protocols import SessionInfo, SessionParams, StreamTarget, get_codec
+from harness.protocols.events import Closed, Event, Ready
+
+SCRIPT = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima"
+WORD_MS = 300
+WORD_BYTES = WORD_MS * 32  # 9,600 bytes of 16 kHz s16le audio per scripted word
+PIPELINE_TIMEOUT_S = 20.0
+
+
+def stream_target(target: Any) -> StreamTarget:
+    return StreamTarget(http_url=target.http_url, api_key=target.api_key)
+
+
+def scripted_params(script: str = SCRIPT, **metadata: Any) -> SessionParams:
+    return SessionParams(engine="scripted", script=script, metadata=metadata)
+
+
+def scripted_pcm(words: int) -> bytes:
+    """Audio for ``words`` scripted words. The scripted engine reads byte counts, not sound, so a
+    low-level ramp (never all zero, so a dropped chunk is not invisible in a dump) is enough."""
+    pattern = bytes((i % 7) * 2 for i in range(64))
+    total = words * WORD_BYTES
+    return (pattern * (total // len(pattern) + 1))[:total]
+
+
+def expected_words(words: int, script: str = SCRIPT) -> list[str]:
+    return expected_scripted_words(script, words * WORD_BYTES, WORD_MS)
+
+
+def fixture_meta(fixture: Any) -> dict[str, Any]:
+    """What the checks need to know about an audio fixture, for ``history.meta``."""
+    meta: dict[str, Any] = {"fixture_id": fixture.id, "expected_text": fixture.text}
+    if fixture.speech_onset_s is not None:
+        meta["speech_onset_ms"] = round(fixture.speech_onset_s * 1000)
+    if fixture.speech_end_s is not None:
+        meta["speech_end_ms"] = round(fixture.speech_end_s * 1000)
+    return meta
+
+
+async def run_session(target: Any, plan: SessionPlan, history: History, protocol: str = "reference") -> SessionOutcome:
+    """One whole session through the asyncio driver (create, stream, finalize, GET)."""
+    client = AsyncSessionClient(get_codec(protocol), stream_target(target), plan, history)
+    return await client.run()
+
+
+async def http(target: Any, method: str, path: str, *, history: History | None = None, json: Any = None,
+               headers: dict[str, str] | None = None, client: httpx.AsyncClient | None = None,
+               timeout_s: float = 10.0) -> httpx.Response:
+    """One HTTP call to the target with its API key (or ``headers``), recorded in ``history``."""
+    own = client is None
+    client = client or httpx.AsyncClient(trust_env=False)
+    start = time.monotonic()
+    try:
+        resp = await client.request(method, target.http_url + path, json=json, timeout=timeout_s,
+                                    headers=target.auth_headers() if headers is None else headers)
+    except httpx.HTTPError as exc:
+        if history is not None:
+            history.add("http", method=method, path=path, status=None,
+                        latency_ms=(time.monotonic() - start) * 1000, error=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        if own:
+            await client.aclose()
+    if history is not None:
+        history.add("http", method=method, path=path, status=resp.status_code,
+                    latency_ms=round((time.monotonic() - start) * 1000, 3), error=None)
+    return resp
+
+
+async def get_state(target: Any, session_id: str, history: History | None = None) -> dict[str, Any]:
+    resp = await http(target, "GET", f"/v1/sessions/{session_id}", history=history)
+    resp.raise_for_status()
+    return resp.json()
+
+
+async def wait_state(target: Any, session_id: str, states: tuple[str, ...] = ("completed", "failed"),
+                     timeout_s: float = PIPELINE_TIMEOUT_S) -> dict[str, Any]:
+    """Poll the session until it reaches one of ``states`` (bounded); returns the last body seen."""
+    deadline = time.monotonic() + timeout_s
+    body = await get_state(target, session_id)
+    while body.get("state") not in states and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        body = await get_state(target, session_id)
+    return body
+
+
+async def new_session(target: Any, history: History, params: SessionParams | None = None) -> SessionInfo:
+    """POST /v1/sessions through the reference codec (recorded); sets ``history.session_id``."""
+    return await create_session(get_codec("reference"), stream_target(target), params or scripted_params(),
+                                history=history)
+
+
+async def connect(target: Any, session: SessionInfo, history: History, **kwargs: Any) -> AsyncStream:
+    return await open_stream(get_codec("reference"), stream_target(target), session, history=history, **kwargs)
+
+
+async def expect_ready(stream: AsyncStream, timeout: float = 5.0) -> Ready:
+    events = await stream.recv_until(lambda e: isinstance(e, (Ready, Closed)), timeout=timeout)
+    if not isinstance(events[-1], Ready):
+        raise AssertionError(f"expected ready, got {[e.type for e in events]} (close: {events[-1]})")
+    return events[-1]
+
+
+async def wait_acked(stream: AsyncStream, offset: int, timeout: float = 10.0) -> list[Event]:
+    """Read until an ack covers ``offset`` (or the stream closes)."""
+    return await stream.recv_until(
+        lambda e: (e.type == "ack" and e.received_offset >= offset) or isinstance(e, Closed),  # type: ignore[union-attr]
+        timeout=timeout,
+    )
+
+
+async def drain_to_close(stream: AsyncStream, timeout: float = PIPELINE_TIMEOUT_S) -> list[Event]:
+    """Every event until the server closes the stream; bounded by ``timeout``."""
+    try:
+        return await stream.recv_until(lambda e: isinstance(e, Closed), timeout=timeout)
+    except TimeoutError:
+        return []
+
+
+async def send_all(stream: AsyncStream, pcm: bytes, chunk: int = 3200, start: int = 0) -> None:
+    """Send ``pcm`` from ``start`` as fast as the socket takes it (pace is not the point)."""
+    for offset in range(start, len(pcm), chunk):
+        await stream.send_audio(offset, pcm[offset:offset + chunk])
+
+
+def driver_verdict(outcome: SessionOutcome) -> Verdict:
+    """The client's own account of the session: it completed, or why it gave up."""
+    who = f"session {outcome.session_id or '<none>'} ({outcome.history.meta.get('scenario', '')})"
+    if outcome.error:
+        return Verdict("session.client", Status.FAIL, f"{who}: the client gave up: {outcome.error}",
+                       evidence={"close_code": outcome.close_code, "reconnects": outcome.reconnects})
+    if not outcome.completed:
+        return Verdict("session.client", Status.FAIL,
+                       f"{who}: did not complete (last close {outcome.close_code})", evidence={"close_code": outcome.close_code})
+    return Verdict("session.client", Status.PASS, f"{who}: completed with {outcome.reconnects} reconnect(s)")
+
+
+class ServerTarget:
+    """A dedicated ReferenceServer, shaped like the plugin's Target for these helpers."""
+
+    embedded = True
+
+    def __init__(self, server: Any):
+        self.server = server
+        self.http_url, self.api_key = server.url, server.api_key
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}

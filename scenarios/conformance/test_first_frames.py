@@ -1,0 +1,77 @@
+"""First audio frames that race each other do not double the transcript: two frames back to
+back on one stream, and two connections to one session sending their first frame at once
+(scripted engine: a doubled word is audio taken twice).
+
+Catches ``duplicate-engine-race``: two engine instances opened for one session, each
+transcribing the same audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from conformance_kit import (
+    SCRIPT,
+    connect,
+    drain_to_close,
+    expect_ready,
+    expected_words,
+    new_session,
+    scripted_pcm,
+    send_all,
+    wait_acked,
+)
+
+from harness.checks import integrity
+from harness.protocols.events import Closed
+
+WORDS = 8
+FRAME = 3200  # 100 ms
+
+
+@pytest.mark.reference_only
+@pytest.mark.catches("duplicate-engine-race")
+async def test_two_first_frames_on_one_stream(scenario, target):
+    h = scenario.history(script=SCRIPT, expected_text=" ".join(expected_words(WORDS)), race="one stream")
+    session = await new_session(target, h)
+    pcm = scripted_pcm(WORDS)
+    stream = await connect(target, session, h)
+    async with stream:
+        await expect_ready(stream)
+        await asyncio.gather(stream.send_audio(0, pcm[:FRAME]), stream.send_audio(FRAME, pcm[FRAME:2 * FRAME]))
+        await send_all(stream, pcm, chunk=FRAME, start=2 * FRAME)
+        await wait_acked(stream, len(pcm))
+        await stream.send_control("finalize")
+        await drain_to_close(stream)
+    scenario.check(integrity.completeness(h))
+    scenario.check(integrity.duplicates(h))
+    scenario.verify()
+
+
+@pytest.mark.reference_only
+@pytest.mark.catches("duplicate-engine-race")
+async def test_two_connections_race_their_first_frame(scenario, target):
+    h = scenario.history(script=SCRIPT, expected_text=" ".join(expected_words(WORDS)), race="two connections")
+    session = await new_session(target, h)
+    pcm = scripted_pcm(WORDS)
+    a, b = await asyncio.gather(connect(target, session, h, attempt=0), connect(target, session, h, attempt=1))
+    async with a, b:
+        # Both send the same first frame at once; the offsets make the second copy a duplicate.
+        # A connection already superseded cannot send: that is an allowed outcome of the race.
+        await asyncio.gather(a.send_audio(0, pcm[:FRAME]), b.send_audio(0, pcm[:FRAME]), return_exceptions=True)
+        # One connection supersedes the other (4409); carry on with the one still open.
+        await asyncio.sleep(0.3)
+        survivor = None
+        for stream in (b, a):
+            events = await stream.drain(0.2)
+            if not any(isinstance(e, Closed) for e in events) and not stream.closed:
+                survivor = survivor or stream
+        assert survivor is not None, "both connections to the session were closed"
+        await send_all(survivor, pcm, chunk=FRAME, start=FRAME)
+        await wait_acked(survivor, len(pcm))
+        await survivor.send_control("finalize")
+        await drain_to_close(survivor)
+    scenario.check(integrity.completeness(h))
+    scenario.check(integrity.duplicates(h))
+    scenario.verify()

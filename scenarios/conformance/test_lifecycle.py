@@ -1,0 +1,36 @@
+"""The whole session lifecycle on real speech: create, ready, acks, partials, finals, finalize,
+every pipeline event, with accuracy (WER) and latency measured (PocketSphinx, real-time pace)."""
+
+from __future__ import annotations
+
+import pytest
+from conformance_kit import driver_verdict, fixture_meta, run_session, wait_state
+
+from harness.checks import accuracy, conformance, latency, lifecycle, session
+from harness.drivers.session import SessionPlan
+from harness.protocols import SessionParams
+
+FIXTURE = "meeting-01-rms"
+MAX_WER = 0.5  # flite speech through PocketSphinx's generic model; the SLOs judge the samples
+CREATE_LIMIT_MS = 2000
+
+
+@pytest.mark.catches("pipeline-event-missing")
+async def test_session_lifecycle(scenario, target, manifest, protocol):
+    fx = manifest.get(FIXTURE)
+    h = scenario.history(**fixture_meta(fx), protocol=protocol)
+    plan = SessionPlan(pcm=fx.pcm(), params=SessionParams(engine="pocketsphinx"), pace=1.0, finalize="stream")
+    outcome = await run_session(target, plan, h, protocol)
+    checks = [driver_verdict(outcome), conformance.stream_lifecycle(h), accuracy.wer(h, max_wer=MAX_WER),
+              latency.connect(h), latency.first_partial(h), latency.final_latency(h)]
+    if protocol == "reference":
+        # Only the reference protocol has a creation step and sends pipeline events on the stream.
+        checks += [latency.session_creation(h, limit_ms=CREATE_LIMIT_MS), lifecycle.pipeline_events(h),
+                   latency.pipeline_latency(h)]
+    if h.session_id:
+        body = await wait_state(target, h.session_id)  # Deepgram's close may come before the pipeline ends
+        checks.append(conformance.session_state(body, who=f"session {h.session_id} ({protocol})"))
+    for v in checks:
+        scenario.check(v)
+    scenario.check(session.session_success(h, checks))
+    scenario.verify()

@@ -1,0 +1,55 @@
+"""A session with nothing to transcribe still finalizes: empty transcript, every pipeline step
+ready. Silence through PocketSphinx, and no audio at all (over the stream and over HTTP).
+
+Catches ``zero-segment-crash``: the pipeline failing on an empty transcript, so a user who
+pressed record by mistake gets an error page instead of an empty note.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conformance_kit import (
+    connect,
+    drain_to_close,
+    expect_ready,
+    fixture_meta,
+    http,
+    new_session,
+    run_session,
+    wait_state,
+)
+
+from harness.checks import lifecycle
+from harness.drivers.session import SessionPlan
+from harness.protocols import SessionParams
+
+
+@pytest.mark.reference_only
+@pytest.mark.catches("zero-segment-crash")
+async def test_silence_finalizes_cleanly(scenario, target, manifest):
+    fx = manifest.get("silence-3s")
+    h = scenario.history(**fixture_meta(fx))
+    plan = SessionPlan(pcm=fx.pcm(), params=SessionParams(engine="pocketsphinx"), pace=0, finalize="stream")
+    await run_session(target, plan, h)
+    body = await wait_state(target, h.session_id)
+    scenario.check(lifecycle.zero_audio(body, h))
+    scenario.verify()
+
+
+@pytest.mark.reference_only
+@pytest.mark.catches("zero-segment-crash")
+@pytest.mark.parametrize("path", ["stream", "http"])
+async def test_zero_audio_finalizes_cleanly(scenario, target, path):
+    h = scenario.history(finalize_path=path, audio_bytes=0)
+    session = await new_session(target, h)
+    if path == "stream":
+        stream = await connect(target, session, h)
+        async with stream:
+            await expect_ready(stream)
+            await stream.send_control("finalize")
+            await drain_to_close(stream)
+    else:
+        await http(target, "POST", f"/v1/sessions/{session.session_id}/finalize", history=h)
+    body = await wait_state(target, session.session_id)
+    scenario.check(lifecycle.zero_audio(body, h if path == "stream" else None))
+    scenario.verify()
