@@ -140,29 +140,35 @@ class Lane:
     color: str
 
 
-def waterfall(lanes: list[Lane], windows: Sequence[Window], title: str) -> str | None:
+def waterfall(lanes: list[Lane], windows: Sequence[Window]) -> str | None:
     """A session's timeline: one lane per kind of thing that happened, faults shaded."""
     lanes = [lane for lane in lanes if lane.points or lane.spans]
     if not lanes:
         return None
-    fig, ax = plt.subplots(figsize=(10.5, 0.38 * len(lanes) + 1.0))
+    fig, ax = plt.subplots(figsize=(10.5, 0.36 * len(lanes) + 0.8))
     _shade(ax, windows, label=bool(windows))
+    xs_all = [x for lane in lanes for x, _ in lane.points] + [b for lane in lanes for _, b in lane.spans]
+    x_max = max(xs_all + [w.end_s for w in windows] + [0.001])
+    ax.set_xlim(0, x_max * 1.02)
     for y, lane in enumerate(reversed(lanes)):
         for a, b in lane.spans:
             ax.barh(y, max(b - a, 0.004), left=a, height=0.5, color=lane.color, alpha=0.55, lw=0)
         if lane.points:
             xs = [p[0] for p in lane.points]
             ax.scatter(xs, [y] * len(xs), marker="|", s=90, color=lane.color, lw=1.3)
-            labelled = [p for p in lane.points if p[1]]
-            step = max(1, math.ceil(len(labelled) / 14))
-            for x, text in labelled[::step]:
-                ax.annotate(text, (x, y), xytext=(2, 5), textcoords="offset points", fontsize=6.5, color=INK)
+            last = -math.inf
+            for x, text in (p for p in lane.points if p[1]):
+                if x - last < 0.07 * x_max:
+                    continue  # too close to the previous label: they would print over each other
+                last = x
+                right = x > 0.8 * x_max  # near the right edge: write leftwards so the label stays inside
+                ax.annotate(text, (x, y), xytext=(-2 if right else 2, 5), textcoords="offset points", fontsize=6.5,
+                            color=INK, ha="right" if right else "left")
     ax.set_yticks(range(len(lanes)), [lane.name for lane in reversed(lanes)])
     ax.set_ylim(-0.7, len(lanes) - 0.3)
     ax.set_xlabel("seconds since the session started")
-    ax.set_title(title, loc="left")
     ax.grid(axis="y", visible=False)
     if windows:
         ax.legend(loc="lower right")
-    _margins(fig, left_in=1.0, top_in=0.3, bottom_in=0.45)
+    _margins(fig, left_in=1.0, top_in=0.12, bottom_in=0.45)
     return to_data_uri(fig)

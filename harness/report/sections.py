@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import statistics
 from typing import Any
 
@@ -170,6 +171,14 @@ def latency_charts(data: RunData, samples: Samples, slos: SLOSet | None) -> dict
 
 
 # --- waterfalls ---------------------------------------------------------------------------------
+_ID = re.compile(r"/[0-9a-fA-F-]{16,}|/s-[^/?]+")
+
+
+def _short_path(path: str) -> str:
+    """``/v1/sessions/<uuid>/finalize`` -> ``/v1/sessions/{id}/finalize``: ids only crowd a chart label."""
+    return _ID.sub("/{id}", path.split("?", 1)[0])
+
+
 def lanes(h: History) -> list[charts.Lane]:
     def s(t: int) -> float:
         return (t - h.t0_ns) / 1e9
@@ -177,10 +186,9 @@ def lanes(h: History) -> list[charts.Lane]:
     http = charts.Lane("HTTP", [], [], charts.PURPLE)
     for r in h.of_kind("http"):
         lat = float(r.data.get("latency_ms") or 0.0)
-        path = str(r.data.get("path", ""))
-        short_path = path.rsplit("/", 1)[-1] if path.count("/") > 2 else path
         http.spans.append((s(r.t_ns) - lat / 1000, s(r.t_ns)))
-        http.points.append((s(r.t_ns), f"{r.data.get('method', '')} {short_path} {r.data.get('status')}"))
+        http.points.append((s(r.t_ns), f"{r.data.get('method', '')} {_short_path(str(r.data.get('path', '')))} "
+                                       f"{r.data.get('status')}"))
     connect = charts.Lane("connect", [], [], charts.TEAL)
     starts = {}
     for r in h.records:
@@ -245,10 +253,11 @@ def waterfalls(data: RunData) -> list[dict[str, Any]]:
                 continue
             seen.add(key)
             wins.append(charts.Window((w.start_ns - h.t0_ns) / 1e9, ((w.end_ns or end) - h.t0_ns) / 1e9, f"{w.kind} {w.target}".strip()))
-        title = f"{h.session_id or 'session'} · {s.suite}/{s.scenario} · {reason}"
-        uri = charts.waterfall(lanes(h), wins, title)
+        uri = charts.waterfall(lanes(h), wins)
         if uri:
-            out.append({"title": title, "uri": uri, "faults": [w.label for w in wins]})
+            out.append({"session": h.session_id or "(no session id)", "scenario": f"{s.suite}/{s.scenario}",
+                        "status": s.final_status().value, "reason": reason, "uri": uri,
+                        "faults": [w.label for w in wins]})
     return out
 
 
