@@ -216,11 +216,6 @@ def is_protocol_error(events: list[Event]) -> bool:
     )
 
 
-class _Pacer(Pacer):
-    def mark_sent(self, offset: int, due: float | None) -> None:
-        self._record(offset, due)
-
-
 # --- the state machine ------------------------------------------------------------------------
 
 _CREATE, _BACKOFF, _CONNECT, _STREAM, _FETCH, _DONE = "create", "backoff", "connect", "stream", "fetch", "done"
@@ -249,7 +244,7 @@ class SessionCore:
         self.wake_at = 0.0
         self.deadline: float | None = None
         self.buffer = AudioBuffer(plan.pcm, plan.max_buffer_bytes, keep=codec.has_offsets)
-        self.pacer = _Pacer(plan.pace, clock=lambda: self.now)
+        self.pacer = Pacer(plan.pace, clock=lambda: self.now)
         self.chunk = chunk_bytes(plan.chunk_ms)
         # per-connection state
         self.connected = False
@@ -673,7 +668,8 @@ class SessionCore:
                 self.note(decision.reason)
             self._finish()
             return
-        self._reconnect(decision.delay_s, decision.reason, count_failure=True)
+        why = decision.reason + (f" ({reason})" if reason and code == 1006 else "")
+        self._reconnect(decision.delay_s, why, count_failure=True)
 
     def _reconnect(self, delay_s: float, why: str, count_failure: bool) -> None:
         if self.reconnects >= self.plan.max_reconnects:
