@@ -262,27 +262,32 @@ def waterfalls(data: RunData) -> list[dict[str, Any]]:
 
 
 # --- chaos ---------------------------------------------------------------------------------------
-def _fault_label(fault: Any) -> str:
+def _fault_label(params: dict[str, Any]) -> str:
+    """``fault`` (a name or an object) plus ``fault_params`` when the scenario gives them."""
+    fault = params.get("fault")
+    extra = dict(params.get("fault_params") or {})
     if isinstance(fault, dict):
-        kind = fault.get("kind") or fault.get("type") or fault.get("name") or "fault"
-        rest = ", ".join(f"{k}={v}" for k, v in fault.items() if k not in ("kind", "type", "name"))
-        return f"{kind} ({rest})" if rest else str(kind)
-    return str(fault)
+        extra = {**{k: v for k, v in fault.items() if k not in ("kind", "type", "name")}, **extra}
+        fault = fault.get("kind") or fault.get("type") or fault.get("name") or "fault"
+    rest = ", ".join(f"{k}={v}" for k, v in extra.items())
+    return f"{fault} ({rest})" if rest else str(fault)
 
 
 def chaos_matrix(data: RunData) -> list[dict[str, Any]]:
     groups: dict[str, list[ScenarioResult]] = {}
     for s in data.scenarios:
         if s.params.get("fault") is not None:
-            groups.setdefault(_fault_label(s.params["fault"]), []).append(s)
+            groups.setdefault(_fault_label(s.params), []).append(s)
     rows = []
     for label, results in sorted(groups.items()):
         samples = collect_samples([r.to_dict() for r in results]).values
         recov = samples.get("recovery_ms", [])
         added = samples.get("added_latency_ms", [])
+        layers = sorted({str(r.params["layer"]) for r in results if r.params.get("layer")})
         rows.append({
             "fault": label,
             "scenarios": [r.scenario for r in results],
+            "layer": ", ".join(layers),
             "completeness": f"{min(samples['completeness']):.1%}" if samples.get("completeness") else "–",
             "lost": fmt(int(sum(samples["lost_words"]))) if samples.get("lost_words") else "–",
             "duplicated": fmt(int(sum(samples["duplicated_words"]))) if samples.get("duplicated_words") else "–",

@@ -126,3 +126,19 @@ def test_missing_screenshot_and_unreadable_history_are_reported(tmp_path):
     html = render(run.path).html.read_text()
     assert "artifacts/gone.png: not found in the run directory" in html
     assert "history histories/broken.json could not be read" in html
+
+
+def test_chaos_rows_name_fault_and_params(tmp_path):
+    from harness.report.model import RunData
+    from harness.report.sections import chaos_matrix
+
+    run = RunDir.create(tmp_path / "run-c")
+    for name, status, lost in (("a", Status.PASS, 0), ("b", Status.FAIL, 4)):
+        run.add_result(ScenarioResult("chaos", name, [Verdict("integrity.completeness", status, metrics={
+            "lost_words": lost, "completeness": 1 - lost / 40, "recovery_ms": [120.0, 300.0]})],
+            params={"fault": "latency", "fault_params": {"latency_ms": 800}, "layer": "toxiproxy"}))
+    rows = chaos_matrix(RunData(run.path))
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["fault"] == "latency (latency_ms=800)" and row["layer"] == "toxiproxy"
+    assert (row["lost"], row["completeness"], row["recovery"], row["status"]) == ("4", "90.0%", "210 / 300", "fail")
