@@ -68,6 +68,7 @@ class SessionPlan:
     max_buffer_bytes: int = 60 * BYTES_PER_SECOND  # unacked audio held for resend
     max_gap_rewinds: int = 20
     resync_on_lost_final: bool = True
+    keepalive_s: float | None = 5.0  # send a keepalive after this long with nothing sent (None: never)
     fetch_state: bool = True  # GET the session when done (outcome.final_state)
     allow_remote: bool = False
     seed: int | None = None  # jitter's random seed (None: random)
@@ -87,6 +88,8 @@ class SessionPlan:
         for name in ("max_reconnects", "max_create_retries", "max_gap_rewinds"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.keepalive_s is not None and not self.keepalive_s > 0:
+            problems.append(f"keepalive_s must be > 0 or None, got {self.keepalive_s!r}")
         for name in ("linger_s", "backoff_base_s", "backoff_cap_s", "capacity_retry_s", "connect_timeout_s",
                      "ready_timeout_s", "http_timeout_s", "finish_timeout_s"):
             if not getattr(self, name) >= 0:
@@ -257,6 +260,7 @@ class SessionCore:
         self.finish_deadline: float | None = None
         self.linger_until: float | None = None
         self.ack_deadline: float | None = None
+        self.last_sent_at = 0.0
         # across connections
         self.finalized_once = False  # a finalize went out on some connection, or HTTP finalize succeeded
         self.http_finalized = False
@@ -364,6 +368,21 @@ class SessionCore:
         return Connect(request, min(self.plan.connect_timeout_s, max(0.0, self.deadline - now)), attempt)
 
     def _stream_action(self, now: float) -> Action:
+        action = self._stream_step(now)
+        ka = self.plan.keepalive_s
+        if (isinstance(action, Wait) and ka and self.connected and self.ready and not self.finalized_once
+                and self.pending_close is None):
+            # Nothing to send for a while (back-pressure, lingering, waiting for acks): keep the
+            # server's idle timer from closing a stream that still has work (4408, NET-0001).
+            due = self.last_sent_at + ka
+            if now >= due:
+                frame = self.codec.encode_control("keepalive")
+                if frame is not None:
+                    return SendControl(frame, "keepalive")
+            return Wait(min(action.until, due))
+        return action
+
+    def _stream_step(self, now: float) -> Action:
         assert self.deadline is not None
         if self.pending_close is not None and not self.close_sent:
             self.close_sent = True
@@ -489,6 +508,7 @@ class SessionCore:
     def on_connected(self, latency_ms: float, attempt: int) -> None:
         self.history.add("connected", attempt=attempt, latency_ms=round(latency_ms, 3))
         self.connected = True
+        self.last_sent_at = self.now
         self.ready = not self.codec.sends_ready
         self.ready_deadline = self.now + self.plan.ready_timeout_s
         self.finalize_sent = False
@@ -508,6 +528,7 @@ class SessionCore:
         self._after_close(1006, f"connect failed: {error}")
 
     def on_sent(self, action: SendAudio | SendControl) -> None:
+        self.last_sent_at = self.now
         if isinstance(action, SendAudio):
             self.history.add("audio_sent", offset=action.offset, length=action.length)
             self.pacer.mark_sent(action.offset, action.due)

@@ -278,3 +278,15 @@ def test_bad_plans_are_refused_with_every_problem_named() -> None:
         assert fragment in str(info.value)
     with pytest.raises(ValueError, match="no HTTP finalize"):
         SessionCore(get_codec("deepgram"), TARGET, SessionPlan(pcm=b"", finalize="http"))
+
+
+def test_keepalive_while_waiting_with_nothing_to_send() -> None:
+    core = make(chunks=2, max_buffer_bytes=CHUNK, keepalive_s=5.0)
+    connect(core)
+    send(core, 0.0)
+    wait = core.next_action(1.0)  # buffer full, no ack yet
+    assert isinstance(wait, Wait) and wait.until == pytest.approx(5.0)
+    keepalive = core.next_action(5.0)
+    assert isinstance(keepalive, SendControl) and json.loads(keepalive.frame) == {"type": "keepalive"}
+    core.on_sent(keepalive)
+    assert core.next_action(6.0) == Wait(10.0)
