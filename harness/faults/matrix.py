@@ -26,8 +26,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.checks import integrity, lifecycle, recovery
-from harness.checks._common import ns_to_ms, session_label
+from harness.checks import integrity, latency, lifecycle, recovery
+from harness.checks import session as session_checks
+from harness.checks._common import in_fault, ns_to_ms, session_label
 from harness.checks.latency import final_latency_samples
 from harness.checks.verdict import Status, Verdict
 from harness.drivers.asyncio_driver import AsyncSessionClient, create_session, open_stream
@@ -282,7 +283,9 @@ def cases(profile: str) -> list[FaultCase]:
     """The CI matrix (scripted engine, short fixture, 1x pace), or the nightly one: the matrix
     with longer faults over three seeds, on the long conversation, and with PocketSphinx."""
     if profile == "ci":
-        return _base_cases(long=False)
+        base = _base_cases(long=False)
+        # One real-ASR session: PocketSphinx at real time against its own clean run of the same audio.
+        return base[:1] + [_with(base[0], id="control-pocketsphinx", engine="pocketsphinx", audio_s=None, catches=())] + base[1:]
     if profile != "nightly":
         raise ValueError(f"unknown profile {profile!r}; expected 'ci' or 'nightly'")
     out: list[FaultCase] = []
@@ -320,6 +323,7 @@ class ChaosEnv:
     allow_remote: bool = False
     max_parallel: int = 8
     max_servers: int = 2  # dedicated servers at a time (each is a Python process starting up)
+    stagger_s: float = 0.4  # between the first case starts
 
 
 @dataclass
@@ -381,7 +385,8 @@ class MatrixRunner:
         if self.env.toxiproxy_url:
             lab = tp.ToxiproxyLab(self.env.toxiproxy_url)
         try:
-            tasks = [asyncio.create_task(self._one(c, slots, servers, lab)) for c in self.cases]
+            tasks = [asyncio.create_task(self._one(c, slots, servers, lab, i * self.env.stagger_s))
+                     for i, c in enumerate(self.cases)]
             runner = asyncio.gather(*tasks, return_exceptions=True)
             stop = asyncio.create_task(self._stop.wait())
             await asyncio.wait({runner, stop}, return_when=asyncio.FIRST_COMPLETED)  # type: ignore[arg-type]
@@ -400,12 +405,14 @@ class MatrixRunner:
                     f.set_exception(RuntimeError("the chaos matrix stopped before this case ran"))
 
     async def _one(self, case: FaultCase, slots: asyncio.Semaphore, servers: asyncio.Semaphore,
-                   lab: tp.ToxiproxyLab | None) -> None:
+                   lab: tp.ToxiproxyLab | None, delay_s: float) -> None:
         future = self.futures[case.id]
         try:
             skip = self._skip_reason(case)
             if skip:
                 raise CaseSkipped(skip)
+            # Staggered starts: sessions created all at once on two cores measure the herd, not the backend.
+            await asyncio.sleep(min(delay_s, self.env.stagger_s * self.env.max_parallel))
             async with slots:
                 if case.own_server:
                     async with servers:
@@ -442,8 +449,9 @@ class MatrixRunner:
                 run.duration_s = time.monotonic() - started
                 return run
             baseline = await self._baseline(case)
+            fixture = self.env.manifest.get(case.fixture_id)
             history = History(meta={"fixture_id": case.fixture_id, "fault": case.fault, "fault_params": case.params,
-                                    "baseline_text": " ".join(baseline)})
+                                    "baseline_text": " ".join(baseline), "speech_onset_ms": fixture.speech_onset_ms})
             done = asyncio.Event()
             pcm = self._pcm(case)
             ctx = CaseContext(case, history, done, server=server, audio_bytes=len(pcm))
@@ -630,9 +638,35 @@ def case_verdicts(run: CaseRun) -> list[Verdict]:
         _pipeline_once_on_server(h, out),
     ]
     verdicts.append(_fault_cost(h))
+    verdicts += steady_state_latencies(h)
+    verdicts.append(session_checks.session_success(h, verdicts))
     if case.trust_latency_ms is not None:
         verdicts.append(latency_trust(h, case.trust_latency_ms))
     return verdicts
+
+
+def steady_state_latencies(h: History) -> list[Verdict]:
+    """The fault-free latencies of a chaos session, for the run's SLOs: session creation, connects
+    and finals outside every fault window, the first partial (real ASR only: the scripted engine's
+    timing is its script's) and the pipeline when no fault touched it. A fault's own cost is in
+    ``recovery_ms`` and ``added_latency_ms``. Only verdicts with samples are returned: a latency
+    a fault made unmeasurable is not a reason to call the session unknown."""
+    out = [latency.session_creation(h), latency.final_latency(h)]
+    clean = [s for s in latency.connect_samples(h) if not in_fault(h, s.t_ns - int(s.ms * 1e6), s.t_ns)]
+    if clean:
+        out.append(Verdict("latency.connect", Status.PASS,
+                           f"{session_label(h)}: {len(clean)} connect(s) outside fault windows, worst "
+                           f"{max(s.ms for s in clean):.0f} ms", {"connect_ms": [s.ms for s in clean]}))
+    if h.meta.get("engine") != "scripted":
+        sample, _ = latency.first_partial_sample(h)
+        if sample is not None and not in_fault(h, sample.t_ns - int(sample.ms * 1e6), sample.t_ns):
+            out.append(latency.first_partial(h))
+    pipeline = latency.pipeline_latency(h)
+    t_f = latency.finalize_time(h)
+    events = h.events("pipeline_event")
+    if t_f is not None and events and not in_fault(h, t_f, events[-1][0]):
+        out.append(pipeline)
+    return [v for v in out if v.status is Status.PASS]
 
 
 def _window_row(h: History, w: FaultWindow) -> dict[str, Any]:
