@@ -161,3 +161,16 @@ def test_collect_and_evaluate_a_run(tmp_path):
     assert slo.resolve_slo_file(run.path) == f
     (run.path / "run.json").write_text(json.dumps({"profile": "nightly"}))
     assert slo.resolve_slo_file(run.path).name == "nightly.toml"
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=1000), min_size=1, max_size=300),
+       st.sampled_from([50.0, 90.0, 95.0, 99.0, 99.9]), st.integers(min_value=1, max_value=1000))
+def test_percentile_verdict_and_budget_always_agree(values, q, target):
+    t = slo.Threshold("final_latency_ms", f"p({q})<{target}", "p", q, "<", float(target))
+    result = slo.judge(t, samples(values=values))
+    assert (result.status is Status.PASS) == (result.budget_used <= 1.0 + 1e-9)
+    assert result.measured in values

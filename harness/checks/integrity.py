@@ -119,7 +119,10 @@ def _extra_run(hyp: list[HypWord], start: int, end: int, ref: list[str], ref_at:
     words = [h.word for h in hyp]
     k = end - start
     run_words = words[start:end]
-    doubled = words[max(0, start - k):start] == run_words or words[end:end + k] == run_words
+    beside_itself = all(
+        (j > 0 and words[j - 1] == words[j]) or (j + 1 < len(words) and words[j + 1] == words[j]) for j in range(start, end)
+    )
+    doubled = words[max(0, start - k):start] == run_words or words[end:end + k] == run_words or beside_itself
     return {
         "kind": "doubled" if doubled else "extra",
         "positions": [start, end - 1],

@@ -157,3 +157,26 @@ def test_transcript_words_use_first_copy_and_word_times():
     assert isinstance(h.events("partial")[0][1], Partial)
     add_fault(h, 0, 10)  # faults do not change word checks
     assert integrity.completeness(h, baseline="hello world").status is Status.PASS
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sets(st.integers(min_value=0, max_value=19), max_size=6))
+def test_any_dropped_words_are_counted_exactly(dropped):
+    emitted = [w for i, w in enumerate(EXPECTED) if i not in dropped]
+    v = integrity.completeness(scripted_history(n_words=20, emitted=emitted), baseline=" ".join(EXPECTED))
+    assert v.metrics["lost_words"] == len(dropped)
+    assert (v.status is Status.PASS) == (not dropped)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=19), max_size=4, unique=True))
+def test_any_doubled_words_are_counted_exactly(doubled):
+    emitted = []
+    for i, w in enumerate(EXPECTED):
+        emitted += [w, w] if i in doubled else [w]
+    v = integrity.duplicates(scripted_history(n_words=20, emitted=emitted), baseline=" ".join(EXPECTED))
+    assert v.metrics["duplicated_words"] == len(doubled)
+    assert all(r["kind"] == "doubled" for r in v.evidence["duplicated"])
