@@ -54,6 +54,9 @@ def machine() -> dict[str, Any]:
     }
 
 
+FIELDS = ("python", "implementation", "packages", "git_commit", "os", "platform", "cores", "memory", "machine")
+
+
 def collect() -> dict[str, Any]:
     return {
         "python": platform.python_version(),

@@ -82,6 +82,7 @@ def render(run_dir: Path | str, baseline: Path | str | None = None, slo_file: Pa
     env_source = "recorded with the run"
     if not isinstance(env_info, dict) or "packages" not in env_info:
         env_info, env_source = environment.collect(), "this machine, when the report was rendered"
+    env_info = {**dict.fromkeys(environment.FIELDS, "unknown"), **env_info}
     generated_at = _dt.datetime.now().isoformat(timespec="seconds")
     slo_info = {"file": str(slos.path) if slos else None, "description": slos.description if slos else "",
                 "error": slo_error}

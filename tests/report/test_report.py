@@ -142,3 +142,13 @@ def test_chaos_rows_name_fault_and_params(tmp_path):
     row = rows[0]
     assert row["fault"] == "latency (latency_ms=800)" and row["layer"] == "toxiproxy"
     assert (row["lost"], row["completeness"], row["recovery"], row["status"]) == ("4", "90.0%", "210 / 300", "fail")
+
+
+def test_environment_recorded_with_the_run_is_used(tmp_path):
+    run = RunDir.create(tmp_path / "run-e")
+    run.add_result(ScenarioResult("conformance", "a", [Verdict("x", Status.PASS)]))
+    run.write_run_info({"environment": {"python": "3.12.1", "packages": {"jiwer": "9.9"}, "cores": 64}})
+    paths = render(run.path)
+    html = paths.html.read_text()
+    assert "3.12.1" in html and "jiwer 9.9" in html and "recorded with the run" in html
+    assert json.loads(paths.summary.read_text())["environment"]["memory"] == "unknown"
