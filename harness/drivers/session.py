@@ -386,7 +386,9 @@ class SessionCore:
         assert self.deadline is not None
         if self.pending_close is not None and not self.close_sent:
             self.close_sent = True
-            code, reason, _ = self.pending_close
+            code, reason, then = self.pending_close
+            self.note(f"client closes the stream with {code} ({reason}); then {then}",
+                      client_close=code, reason=reason)
             return CloseStream(code, reason)
         if self.close_sent:  # the driver reports on_closed once the close completes
             return Wait(min(now + 0.05, self.deadline))
