@@ -481,6 +481,8 @@ class MatrixRunner:
                         run.injected_error = str(exc)
                     except Exception as exc:
                         run.error = f"the fault could not be injected: {''.join(traceback.format_exception_only(exc)).strip()}"
+            if ctx.ws is not None and ctx.ws.errors and run.error is None:
+                run.error = "the WebSocket fault proxy failed: " + "; ".join(ctx.ws.errors[:3])
             if case.trust_latency_ms is not None:
                 run.extra["latency_windows"] = [w for w in history.faults if w.end_ns is not None]
             run.duration_s = time.monotonic() - started

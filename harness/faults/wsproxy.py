@@ -425,6 +425,8 @@ class Pipe:
                 await self.dst.send(data)
             except ConnectionClosed:
                 pass  # the message is lost with the connection, as it would be on the wire
+            except Exception as exc:
+                self.link.proxy.errors.append(f"{self.direction} send failed: {exc!r}")
             finally:
                 if on_sent:
                     on_sent()
@@ -481,10 +483,17 @@ class Link:
                 self.proxy.route(Message.parse(data, pipe.direction), pipe)
         except ConnectionClosed:
             pass
-        for rule in list(self.proxy.rules):
-            if rule.direction == pipe.direction:
-                rule.flush(pipe)
-        pipe.queue.put_nowait(None)
+        except Exception as exc:  # a broken rule must not pass for a fault: recorded, the link closed 1011
+            self.proxy.errors.append(f"{pipe.direction} relay failed: {exc!r}")
+            self.force_close(1011, "wsproxy error")
+        finally:
+            for rule in list(self.proxy.rules):
+                if rule.direction == pipe.direction:
+                    try:
+                        rule.flush(pipe)
+                    except Exception as exc:
+                        self.proxy.errors.append(f"{rule.kind} rule failed to flush: {exc!r}")
+            pipe.queue.put_nowait(None)
 
     async def run(self) -> None:
         writers = [asyncio.create_task(self.to_server.writer()), asyncio.create_task(self.to_client.writer())]
@@ -500,7 +509,8 @@ class Link:
             else:
                 await writers[0]
                 await _relay_close(self.upstream, self.client)
-            await asyncio.wait_for(asyncio.gather(up, down, return_exceptions=True), timeout=15)
+            with contextlib.suppress(TimeoutError):  # the finally below aborts what is left
+                await asyncio.wait_for(asyncio.gather(up, down, return_exceptions=True), timeout=15)
         finally:
             for t in (up, down, *writers):
                 t.cancel()
@@ -545,6 +555,7 @@ class WsFaultProxy:
         self.links: list[Link] = []
         self.counts: dict[tuple[str, str], int] = {}
         self.pongs_withheld = 0
+        self.errors: list[str] = []  # the proxy's own failures: a run with any is a harness error
         self._server: Server | None = None
         self._pending: dict[int, ClientConnection] = {}
         self._tasks: set[asyncio.Task] = set()

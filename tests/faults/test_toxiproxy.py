@@ -144,3 +144,37 @@ def test_port_pool_hands_out_distinct_ports():
         pool.acquire()
     pool.release(19191)
     assert pool.acquire() == 19191
+
+
+async def test_several_toxics_make_one_window_and_all_go(toxiproxy_url, tcp_echo):
+    """A black hole both ways: two toxics, one fault window, both removed at the end."""
+    history = History()
+    async with tp.ToxiproxyLab(toxiproxy_url) as lab:
+        proxy = await lab.proxy(f"http://{tcp_echo}")
+        async with proxy.toxic([tp.timeout(0, tp.DOWNSTREAM), tp.timeout(0, tp.UPSTREAM)], history) as window:
+            assert set(await proxy.active_toxics()) == {"timeout_downstream", "timeout_upstream"}
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(_roundtrip(proxy.listen), 0.5)
+        assert await proxy.active_toxics() == {}
+        assert (await _roundtrip(proxy.listen))[0] == b"ping"
+    assert history.faults == [window]
+    assert window.params["stream"] == "downstream+upstream" and len(window.params["toxics"]) == 2
+
+
+async def test_a_toxic_that_cannot_be_added_leaves_nothing(toxiproxy_url, tcp_echo):
+    async with tp.ToxiproxyLab(toxiproxy_url) as lab:
+        proxy = await lab.proxy(tcp_echo)
+        with pytest.raises(ValueError, match="must differ"):
+            async with proxy.toxic([tp.latency(1), tp.latency(2)]):
+                pass
+        await proxy.client.add_toxic(proxy.proxy, tp.latency(5))
+        with pytest.raises(tp.ToxiproxyError, match="already exists"):  # a name clash on the server
+            async with proxy.toxic([tp.slicer(10), tp.latency(1)]):
+                pass
+        assert set(await proxy.active_toxics()) == {"latency_downstream"}  # the slicer was taken back
+
+
+def test_bad_upstreams_are_named():
+    for bad in ("127.0.0.1", "http://127.0.0.1", ":80"):
+        with pytest.raises(ValueError, match="upstream"):
+            tp._host_port(bad)

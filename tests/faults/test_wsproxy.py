@@ -204,3 +204,18 @@ async def test_stop_answering_pings_lets_server_drop_client():
             [window] = history.faults
             assert window.kind == "ws_no_pong" and window.end_ns is not None
             assert window.params["server_close_code"] == 1011
+
+
+class _Broken(Drop):
+    def act(self, msg, pipe):
+        raise ValueError("rule bug")
+
+
+async def test_a_broken_rule_is_recorded_and_closes_1011(proxy):
+    proxy.add(_Broken(UPSTREAM, Match(kind="text")))
+    async with connect(proxy.ws_url) as ws:
+        await ws.send("x")
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 3)
+    assert ws.close_code == 1011
+    assert proxy.errors and "rule bug" in proxy.errors[0]
