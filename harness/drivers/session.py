@@ -295,7 +295,7 @@ class SessionCore:
         """Keep the first error: it is the cause, later ones are consequences."""
         if self.error is None:
             self.error = message
-            self.note("error", error=message)
+            self.note(f"error: {message}", error=message)
 
     @property
     def total(self) -> int:
@@ -343,7 +343,7 @@ class SessionCore:
             return HttpCall(request, "get", self.plan.http_timeout_s)
         if self.phase == _CREATE:
             if now < self.wake_at:
-                return Wait(self.wake_at)
+                return Wait(min(self.wake_at, self.deadline))
             request = self.codec.create_session_request(self.target, self.plan.params)
             if request is None:  # no session step (Deepgram): the stream is the session
                 self.session = self.codec.local_session(self.plan.params)
