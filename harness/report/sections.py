@@ -23,6 +23,7 @@ from harness.slo import SLOResult, SLOSet, Samples, collect_samples, percentile
 
 SEVERITY = {Status.FAIL: 0, Status.UNKNOWN: 1, Status.PASS: 2}
 EVIDENCE_CHARS = 12_000
+PASSING_EVIDENCE_CHARS = 400
 MAX_WATERFALLS = 4
 SCREENSHOT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
 MAX_SCREENSHOT_BYTES = 3_000_000
@@ -80,6 +81,15 @@ def _metric_summary(metrics: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _evidence(v: Verdict) -> str:
+    """A failing or unknown verdict's evidence in full (up to a cap); a passing one's only when short,
+    so a run of thousands of passing sessions still makes a file a browser opens quickly."""
+    if not v.evidence:
+        return ""
+    text = _json(v.evidence)
+    return text if v.status is not Status.PASS or len(text) <= PASSING_EVIDENCE_CHARS else ""
+
+
 def suites(data: RunData) -> list[dict[str, Any]]:
     groups: dict[str, list[Item]] = {}
     for item in data.items:
@@ -95,7 +105,7 @@ def suites(data: RunData) -> list[dict[str, Any]]:
                 "params": {k: v for k, v in item.params.items()},
                 "verdicts": [{"name": v.name, "status": v.status.value, "message": v.message,
                               "metrics": _metric_summary(v.metrics),
-                              "evidence": _json(v.evidence) if v.evidence else ""} for v in item.verdicts],
+                              "evidence": _evidence(v)} for v in item.verdicts],
                 "artifacts": [{"label": k, "path": p} for k, p in artifacts.items()],
                 "sessions": item.result.sessions if item.result else [],
             })
