@@ -25,7 +25,10 @@ def parse_frame(frame: bytes, max_frame_bytes: int) -> tuple[int, bytes]:
                          f"audio payload of {len(payload)} bytes exceeds max_frame_bytes={max_frame_bytes}")
     if len(payload) % 2:
         raise FrameError("bad_frame", f"audio payload of {len(payload)} bytes is odd: 16-bit samples need an even length")
-    return int.from_bytes(frame[:HEADER_BYTES], "little"), payload
+    offset = int.from_bytes(frame[:HEADER_BYTES], "little")
+    if offset % 2:
+        raise FrameError("bad_frame", f"offset {offset} is odd: audio starts on a whole 16-bit sample")
+    return offset, payload
 
 
 @dataclass(frozen=True)

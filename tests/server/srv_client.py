@@ -59,6 +59,12 @@ class Stream:
                 if pred(msg):
                     return msg
 
+    async def acked(self, offset: int, timeout: float = 10.0) -> None:
+        """Until an ack (already received or coming) reports received_offset == offset."""
+        if any(a["received_offset"] == offset for a in self.of_type("ack")):
+            return
+        await self.recv_until(lambda m: m["type"] == "ack" and m["received_offset"] == offset, timeout)
+
     async def drain_until_closed(self, timeout: float = 15.0) -> Closed:
         """Read everything until the server closes; returns the close code and reason."""
         try:

@@ -19,7 +19,7 @@ async def test_concurrent_http_and_stream_finalizes_run_the_pipeline_once(api: A
     st = await api.stream(s["session_id"])
     await st.recv()
     await st.send_audio(silence(7 * WORD_BYTES))
-    await st.recv_until(lambda m: m["type"] == "ack" and m["received_offset"] == 7 * WORD_BYTES)
+    await st.acked(7 * WORD_BYTES)
     streams.append(st)
 
     async def stream_finalize() -> None:
