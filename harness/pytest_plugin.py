@@ -132,13 +132,21 @@ def _run_dir(config: pytest.Config) -> RunDir:
             run = RunDir(opts.run_dir)
         else:
             run = RunDir.create(opts.run_dir)
-        if not run.read_run_info():
-            run.write_run_info({
-                "target": opts.target or "embedded reference server",
-                "protocol": opts.protocol, "profile": opts.profile,
-                "defects": list(opts.defects), "engine": opts.engine,
-                "started_at": _dt.datetime.now().isoformat(timespec="seconds"),
-            })
+        # Fill in what the caller (harness run) did not already write, never overwrite it.
+        known = run.read_run_info()
+        info = {
+            "target": opts.target or "embedded reference server",
+            "protocol": opts.protocol, "profile": opts.profile,
+            "defects": list(opts.defects), "engine": opts.engine,
+            "started_at": _dt.datetime.now().isoformat(timespec="seconds"),
+        }
+        missing = {k: v for k, v in info.items() if k not in known}
+        if "environment" not in known:
+            from harness.report.environment import collect
+
+            missing["environment"] = collect()
+        if missing:
+            run.write_run_info(missing)
         config._harness_run_dir = run  # type: ignore[attr-defined]
     return config._harness_run_dir  # type: ignore[attr-defined]
 
