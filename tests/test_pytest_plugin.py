@@ -40,7 +40,7 @@ def test_no_verdict(scenario):
 def outcome(pytester: pytest.Pytester):
     pytester.makepyfile(**{"scenarios/demo/test_demo.py": SCENARIOS})
     run_dir = pytester.path / "run"
-    result = pytester.runpytest("-p", "no:cacheprovider", "--run-dir", str(run_dir), "scenarios")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--run-dir", str(run_dir), "scenarios")
     records = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
     return result, {r["scenario"].split("::")[-1]: r for r in records}, run_dir
 
