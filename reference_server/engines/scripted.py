@@ -35,9 +35,9 @@ class ScriptedEngine:
         self._words = config.script.split()
         if not self._words:
             raise ValueError("scripted engine needs a non-empty 'script' (whitespace-separated words)")
-        if config.script_word_ms <= 0:
+        if not _positive_int(config.script_word_ms):
             raise ValueError(f"script_word_ms must be a positive integer, got {config.script_word_ms!r}")
-        if config.script_segment_words <= 0:
+        if not _positive_int(config.script_segment_words):
             raise ValueError(
                 f"script_segment_words must be a positive integer, got {config.script_segment_words!r}"
             )
@@ -102,3 +102,6 @@ class ScriptedEngine:
         if self._closed:
             raise RuntimeError(f"{self.name} engine is closed")
 
+
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0

@@ -162,6 +162,7 @@ def test_results_do_not_depend_on_chunking(sizes, total_words):
     [
         ({"script": "   "}, "script"),
         ({"script_word_ms": 0}, "script_word_ms"),
+        ({"script_word_ms": 250.5}, "script_word_ms"),
         ({"script_segment_words": 0}, "script_segment_words"),
         ({"sample_rate": 8000}, "sample_rate"),
         ({"start_offset": 3}, "start_offset"),
