@@ -182,49 +182,28 @@ async () => {
 """
 
 
-class BrowserSession:
-    """One Chromium, one context, one page, and the record of everything they did.
-
-    Use as ``async with BrowserSession(fake_audio=wav, artifacts_dir=dir) as b: await b.page.goto(…)``.
-    An exception inside the block (or ``mark_failed()``) saves the Playwright trace; the console
-    and WebSocket logs are written to ``artifacts_dir`` on close either way.
-    """
+class Chromium:
+    """One launched Chromium. ``BrowserSession``s can share it (each gets its own context:
+    fresh storage and permissions), which saves a launch per scenario. Chromium's fake capture
+    plays the WAV from its start for every new microphone stream."""
 
     def __init__(
         self,
         *,
         fake_audio: str | os.PathLike[str] | None = None,
         microphone: bool = True,
-        artifacts_dir: str | os.PathLike[str] | None = None,
-        name: str = "browser",
         executable: str | os.PathLike[str] | None = None,
         headless: bool = True,
-        trace: bool = True,
-        viewport: tuple[int, int] = (1000, 800),
-        timeout_s: float = 15.0,
         extra_args: Sequence[str] = (),
     ):
         self.executable = executable
         self.args = chromium_args(fake_audio, microphone) + list(extra_args)
         self.microphone = microphone
-        self.artifacts_dir = Path(artifacts_dir) if artifacts_dir else None
-        self.name = name
         self.headless = headless
-        self.trace = trace
-        self.viewport = viewport
-        self.timeout_s = timeout_s
-        self.console: list[ConsoleEntry] = []
-        self.sockets: list[SocketLog] = []
-        self.frames: list[FrameEntry] = []
-        self.artifacts: dict[str, Path] = {}
-        self.failed: str | None = None
         self._pw = None
         self.browser = None
-        self.context = None
-        self.page = None
 
-    # --- life cycle --------------------------------------------------------------------------
-    async def start(self) -> BrowserSession:
+    async def start(self) -> Chromium:
         executable = require_chromium(self.executable)
         from playwright.async_api import async_playwright
 
@@ -233,14 +212,95 @@ class BrowserSession:
             self.browser = await self._pw.chromium.launch(
                 executable_path=executable, headless=self.headless, args=self.args, timeout=60_000
             )
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def close(self) -> None:
+        if self.browser is not None:
+            try:
+                await self.browser.close()
+            except Exception:
+                pass  # the process is already gone
+        if self._pw is not None:
+            await self._pw.stop()
+        self.browser = self._pw = None
+
+    async def __aenter__(self) -> Chromium:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class BrowserSession:
+    """One browser context and page, and the record of everything they did.
+
+    Use as ``async with BrowserSession(fake_audio=wav, artifacts_dir=dir) as b: await b.page.goto(…)``
+    (it launches its own Chromium), or ``BrowserSession(chromium=shared, …)`` to use a running one.
+    An exception inside the block (or ``mark_failed()``) saves the Playwright trace; the console
+    and WebSocket logs are written to ``artifacts_dir`` on close either way.
+    """
+
+    def __init__(
+        self,
+        *,
+        chromium: Chromium | None = None,
+        fake_audio: str | os.PathLike[str] | None = None,
+        microphone: bool = True,
+        artifacts_dir: str | os.PathLike[str] | None = None,
+        name: str = "browser",
+        executable: str | os.PathLike[str] | None = None,
+        headless: bool = True,
+        trace: bool = True,
+        trace_screenshots: bool = False,
+        viewport: tuple[int, int] = (1000, 800),
+        device: str | None = None,
+        timeout_s: float = 15.0,
+        extra_args: Sequence[str] = (),
+    ):
+        self._own_chromium = chromium is None
+        self.chromium = chromium or Chromium(
+            fake_audio=fake_audio, microphone=microphone, executable=executable, headless=headless,
+            extra_args=extra_args,
+        )
+        self.artifacts_dir = Path(artifacts_dir) if artifacts_dir else None
+        self.name = name
+        self.trace = trace
+        self.trace_screenshots = trace_screenshots  # a filmstrip in the trace; costs CPU while recording
+        self.viewport = viewport
+        self.device = device  # a Playwright device descriptor ("iPhone 13"): viewport, touch, user agent
+        self.timeout_s = timeout_s
+        self.console: list[ConsoleEntry] = []
+        self.sockets: list[SocketLog] = []
+        self.frames: list[FrameEntry] = []
+        self.artifacts: dict[str, Path] = {}
+        self.failed: str | None = None
+        self.context = None
+        self.page = None
+
+    @property
+    def args(self) -> list[str]:
+        return self.chromium.args
+
+    # --- life cycle --------------------------------------------------------------------------
+    async def start(self) -> BrowserSession:
+        try:
+            if self._own_chromium:
+                await self.chromium.start()
+            if self.chromium.browser is None:
+                raise BrowserUnavailable("the shared Chromium is not running (start it first)")
             width, height = self.viewport
-            self.context = await self.browser.new_context(
-                viewport={"width": width, "height": height},
-                permissions=["microphone"] if self.microphone else [],
+            options: dict[str, Any] = {"viewport": {"width": width, "height": height}}
+            if self.device:
+                options = self._device_options(self.device)
+            self.context = await self.chromium.browser.new_context(
+                **options, permissions=["microphone"] if self.chromium.microphone else [],
             )
             self.context.set_default_timeout(self.timeout_s * 1000)
             if self.trace:
-                await self.context.tracing.start(screenshots=True, snapshots=True)
+                await self.context.tracing.start(screenshots=self.trace_screenshots, snapshots=True)
             self.page = await self.context.new_page()
         except BaseException:
             await self._shutdown()
@@ -249,6 +309,15 @@ class BrowserSession:
         self.page.on("pageerror", self._on_page_error)
         self.page.on("websocket", self._on_websocket)
         return self
+
+    def _device_options(self, name: str) -> dict[str, Any]:
+        devices = self.chromium._pw.devices
+        if name not in devices:
+            close = [d for d in devices if name.lower().split()[0] in d.lower()][:8]
+            raise ValueError(f"unknown Playwright device {name!r}" + (f"; similar: {close}" if close else ""))
+        # default_browser_type names the engine the device ships (webkit for an iPhone); the
+        # suite drives Chromium, so only the context options (viewport, touch, user agent) apply.
+        return {k: v for k, v in devices[name].items() if k != "default_browser_type"}
 
     async def __aenter__(self) -> BrowserSession:
         return await self.start()
@@ -278,15 +347,14 @@ class BrowserSession:
         await self._shutdown()
 
     async def _shutdown(self) -> None:
-        for closer in (self.context, self.browser):
-            if closer is not None:
-                try:
-                    await closer.close()
-                except Exception:
-                    pass  # already gone with the browser process
-        if self._pw is not None:
-            await self._pw.stop()
-        self.context = self.browser = self.page = self._pw = None
+        if self.context is not None:
+            try:
+                await self.context.close()
+            except Exception:
+                pass  # already gone with the browser process
+        if self._own_chromium:
+            await self.chromium.close()
+        self.context = self.page = None
 
     # --- recorders ---------------------------------------------------------------------------
     def _on_console(self, msg) -> None:

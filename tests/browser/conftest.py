@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
-from harness.browser import chromium_problem
+from harness.browser import Chromium, chromium_problem
 from harness.services import ReferenceServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,10 +22,16 @@ SPEECH_TEXT = "please send the report to the team by friday"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # One event loop for the whole session here, so that one Chromium serves every test.
     here = Path(__file__).parent
+    session_loop = pytest.mark.asyncio(loop_scope="session")
     for item in items:
-        if item.path.is_relative_to(here) and item.path.name != "test_browser_module.py":
+        if not item.path.is_relative_to(here):
+            continue
+        if item.path.name != "test_browser_module.py":
             item.add_marker(pytest.mark.browser)
+        if pytest_asyncio.is_async_test(item):
+            item.add_marker(session_loop, append=False)
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +58,20 @@ def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run(["flite", "-voice", "rms", "-t", SPEECH_TEXT, "-o", str(raw)], check=True)
     subprocess.run(["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(wav), "pad", "0.5", "1.0"], check=True)
     return wav
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def shared_chromium(chromium, speech_wav) -> Chromium:
+    """One Chromium with the speech as its microphone; each test opens its own context in it."""
+    async with Chromium(fake_audio=speech_wav) as browser:
+        yield browser
+
+
+@pytest.fixture(scope="session")
+def shared_server() -> Iterator[ReferenceServer]:
+    """A healthy scripted server (test hooks on) for the tests that do not stop or break it."""
+    with ReferenceServer(engine="scripted", test_hooks=True) as server:
+        yield server
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from harness.browser import BrowserSession, LiveOptions, LivePage
 SCRIPT = "alpha bravo charlie delta echo"
 
 
-async def test_planted_phi_in_localstorage_and_console_error(chromium, speech_wav, start_server, tmp_path) -> None:
+async def test_planted_phi_in_localstorage_and_console_error(shared_chromium, start_server, tmp_path) -> None:
     server = start_server(engine="scripted", defects=("phi-in-localstorage", "console-error"))
-    async with BrowserSession(fake_audio=speech_wav, artifacts_dir=tmp_path, name="defects") as browser:
+    async with BrowserSession(chromium=shared_chromium, artifacts_dir=tmp_path, name="defects") as browser:
         live = LivePage(browser, server.url)
         await live.open(LiveOptions(engine="scripted", script=SCRIPT, metadata={"script_segment_words": 1}))
         await live.start()

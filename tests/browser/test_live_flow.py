@@ -11,9 +11,9 @@ def words(text: str) -> list[str]:
     return re.findall(r"[a-z']+", text.lower())
 
 
-async def test_record_stop_and_see_the_session_page(chromium, speech_wav, speech_text, start_server, tmp_path) -> None:
+async def test_record_stop_and_see_the_session_page(shared_chromium, speech_text, start_server, tmp_path) -> None:
     server = start_server(engine="pocketsphinx")
-    async with BrowserSession(fake_audio=speech_wav, artifacts_dir=tmp_path, name="flow") as browser:
+    async with BrowserSession(chromium=shared_chromium, artifacts_dir=tmp_path, name="flow") as browser:
         live = LivePage(browser, server.url)
         await live.open()
         assert await live.status() == "Offline"

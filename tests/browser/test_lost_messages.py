@@ -30,10 +30,10 @@ async def stop(live: LivePage) -> None:
     await live.wait_results()
 
 
-async def test_a_lost_audio_frame_is_resent_from_the_gap(chromium, speech_wav, start_server, tmp_path) -> None:
-    server = start_server(engine="scripted")
+async def test_a_lost_audio_frame_is_resent_from_the_gap(shared_chromium, shared_server, tmp_path) -> None:
+    server = shared_server
     async with WsFaultProxy(server.ws_url) as proxy, BrowserSession(
-        fake_audio=speech_wav, artifacts_dir=tmp_path, name="audio-gap"
+        chromium=shared_chromium, artifacts_dir=tmp_path, name="audio-gap"
     ) as browser:
         proxy.add(Drop(UPSTREAM, Match(kind="binary", nth=6)))  # the server never gets frame 6
         live = await record_through(proxy, browser, server, chunks=20)
@@ -50,10 +50,10 @@ async def test_a_lost_audio_frame_is_resent_from_the_gap(chromium, speech_wav, s
         assert len(browser.sockets) == 1  # repaired on the same connection
 
 
-async def test_a_lost_final_is_replayed_after_a_reconnect(chromium, speech_wav, start_server, tmp_path) -> None:
-    server = start_server(engine="scripted")
+async def test_a_lost_final_is_replayed_after_a_reconnect(shared_chromium, shared_server, tmp_path) -> None:
+    server = shared_server
     async with WsFaultProxy(server.ws_url) as proxy, BrowserSession(
-        fake_audio=speech_wav, artifacts_dir=tmp_path, name="lost-final"
+        chromium=shared_chromium, artifacts_dir=tmp_path, name="lost-final"
     ) as browser:
         proxy.add(Drop(DOWNSTREAM, Match(kind="final", nth=1)))  # segment 0 never reaches the page
         live = await record_through(proxy, browser, server, chunks=15)  # 1.5 s: segments 0 and 1

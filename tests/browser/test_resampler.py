@@ -13,8 +13,6 @@ import pytest_asyncio
 
 from harness.browser import BrowserSession
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
-
 FULL_SCALE_RMS = 0.5 * 32767 / math.sqrt(2)  # a 0.5-amplitude sine
 
 RENDER_JS = """
@@ -51,9 +49,9 @@ async ([freq, rate, seconds]) => {
 """
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def blank_page(chromium, static_url):
-    async with BrowserSession(trace=False) as session:
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def blank_page(shared_chromium, static_url):
+    async with BrowserSession(chromium=shared_chromium, trace=False) as session:
         await session.page.goto(f"{static_url}/blank")
         yield session
 

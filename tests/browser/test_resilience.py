@@ -23,9 +23,9 @@ async def restart_while_recording(live: LivePage, server) -> None:
         await restart
 
 
-async def test_reconnects_and_resumes_with_nothing_lost_or_doubled(chromium, speech_wav, start_server, tmp_path) -> None:
+async def test_reconnects_and_resumes_with_nothing_lost_or_doubled(shared_chromium, start_server, tmp_path) -> None:
     server = start_server(engine="scripted")
-    async with BrowserSession(fake_audio=speech_wav, artifacts_dir=tmp_path, name="reconnect") as browser:
+    async with BrowserSession(chromium=shared_chromium, artifacts_dir=tmp_path, name="reconnect") as browser:
         live = LivePage(browser, server.url)
         await live.open(scripted(backoff_ms=100))
         await live.start()
@@ -59,9 +59,9 @@ async def test_reconnects_and_resumes_with_nothing_lost_or_doubled(chromium, spe
         assert [e.text for e in browser.errors if "ERR_CONNECTION_REFUSED" not in e.text] == []
 
 
-async def test_planted_no_reconnect_goes_offline_and_stays_there(chromium, speech_wav, start_server, tmp_path) -> None:
+async def test_planted_no_reconnect_goes_offline_and_stays_there(shared_chromium, start_server, tmp_path) -> None:
     server = start_server(engine="scripted", defects=("client-no-reconnect",))
-    async with BrowserSession(fake_audio=speech_wav, artifacts_dir=tmp_path, name="no-reconnect") as browser:
+    async with BrowserSession(chromium=shared_chromium, artifacts_dir=tmp_path, name="no-reconnect") as browser:
         live = LivePage(browser, server.url)
         await live.open(scripted(backoff_ms=100, backoff_max_ms=200))
         await live.start()
@@ -76,9 +76,9 @@ async def test_planted_no_reconnect_goes_offline_and_stays_there(chromium, speec
         assert await live.error() == ""  # and it does not even say why
 
 
-async def test_gives_up_saying_the_server_is_unreachable(chromium, speech_wav, start_server, tmp_path) -> None:
+async def test_gives_up_saying_the_server_is_unreachable(shared_chromium, start_server, tmp_path) -> None:
     server = start_server(engine="scripted")
-    async with BrowserSession(fake_audio=speech_wav, artifacts_dir=tmp_path, name="unreachable") as browser:
+    async with BrowserSession(chromium=shared_chromium, artifacts_dir=tmp_path, name="unreachable") as browser:
         live = LivePage(browser, server.url)
         await live.open(scripted(reconnect_attempts=2, backoff_ms=100, backoff_max_ms=200))
         await live.start()
@@ -92,8 +92,9 @@ async def test_gives_up_saying_the_server_is_unreachable(chromium, speech_wav, s
         assert await browser.page.is_enabled("#startRecordingBtn")
 
 
-async def test_microphone_denied_is_said_plainly(chromium, speech_wav, start_server, tmp_path) -> None:
-    server = start_server(engine="scripted")
+async def test_microphone_denied_is_said_plainly(chromium, speech_wav, shared_server, tmp_path) -> None:
+    server = shared_server
+    # Its own Chromium: without the flag that accepts the prompt, and no permission granted.
     async with BrowserSession(fake_audio=speech_wav, microphone=False, artifacts_dir=tmp_path, name="denied") as browser:
         live = LivePage(browser, server.url)
         await live.open(scripted())
@@ -106,10 +107,10 @@ async def test_microphone_denied_is_said_plainly(chromium, speech_wav, start_ser
 
 
 async def test_buffer_overflow_while_offline_is_announced_and_the_stream_stays_contiguous(
-    chromium, speech_wav, start_server, tmp_path
+    shared_chromium, start_server, tmp_path
 ) -> None:
     server = start_server(engine="scripted")
-    async with BrowserSession(fake_audio=speech_wav, artifacts_dir=tmp_path, name="overflow") as browser:
+    async with BrowserSession(chromium=shared_chromium, artifacts_dir=tmp_path, name="overflow") as browser:
         live = LivePage(browser, server.url)
         await live.open(scripted(max_buffer_s=1, backoff_ms=200, backoff_max_ms=400, reconnect_attempts=30))
         await live.start()

@@ -7,9 +7,9 @@ import httpx
 from harness.browser import BrowserSession, LiveOptions, LivePage
 
 
-async def test_results_are_revealed_step_by_step(chromium, speech_wav, start_server, tmp_path) -> None:
-    server = start_server(engine="scripted", test_hooks=True)
-    async with BrowserSession(fake_audio=speech_wav, artifacts_dir=tmp_path, name="reveal") as browser:
+async def test_results_are_revealed_step_by_step(shared_chromium, shared_server, tmp_path) -> None:
+    server = shared_server
+    async with BrowserSession(chromium=shared_chromium, artifacts_dir=tmp_path, name="reveal") as browser:
         live = LivePage(browser, server.url)
         # The pipeline holds at the tasks step; the page stops waiting for it after 1 s and
         # opens the session page, which keeps polling.
