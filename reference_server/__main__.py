@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-segment-s", type=float, default=15.0, help="force a final at least this often")
     p.add_argument("--max-sessions", type=int, default=1000, help="active sessions before 503 / 1013")
     p.add_argument("--max-frame-bytes", type=int, default=32768, help="largest audio payload per frame")
+    p.add_argument("--deepgram-timeout-s", type=float, default=10.0,
+                   help="/v1/listen closes 1011 NET-0001 after this long without audio or a message")
     p.add_argument("--api-key", help="API key (default: $REFERENCE_API_KEY, else a random one)")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
     return p
@@ -67,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             defects=defects, test_hooks=args.test_hooks, stall_after_s=args.stall_after,
             heartbeat_s=args.heartbeat_s, idle_timeout_s=args.idle_timeout_s, max_segment_s=args.max_segment_s,
             max_sessions=args.max_sessions, max_frame_bytes=args.max_frame_bytes, log_level=args.log_level,
+            deepgram_timeout_s=args.deepgram_timeout_s,
         )
     except ValueError as exc:
         parser.error(str(exc))

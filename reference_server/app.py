@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
 from .config import ServerConfig
+from .deepgram import serve_listen
 from .http_api import build_router, error_response
 from .pages import mount_pages
 from .sessions import SessionError
@@ -55,5 +56,9 @@ def create_app(config: ServerConfig, state: ServerState | None = None) -> FastAP
     @app.websocket("/v1/stream")
     async def stream(ws: WebSocket) -> None:
         await serve_stream(ws, state.manager, state.stats)
+
+    @app.websocket("/v1/listen")
+    async def listen(ws: WebSocket) -> None:
+        await serve_listen(ws, state.manager, state.stats)
 
     return app

@@ -22,6 +22,7 @@ class ServerConfig:
     max_segment_s: float = 15.0
     max_sessions: int = 1000
     max_frame_bytes: int = 32768
+    deepgram_timeout_s: float = 10.0  # /v1/listen: 1011 NET-0001 after this long without input
     stall_check_interval_s: float = 1.0
     retry_after_s: int = 5  # Retry-After sent with 503 at capacity
     ack_min_interval_s: float = 0.02  # acks are sent per frame but no more often than this
@@ -31,7 +32,7 @@ class ServerConfig:
         problems = []
         if not self.api_key:
             problems.append("api_key must not be empty")
-        for name in ("heartbeat_s", "idle_timeout_s", "max_segment_s", "stall_after_s"):
+        for name in ("heartbeat_s", "idle_timeout_s", "max_segment_s", "stall_after_s", "deepgram_timeout_s"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)!r}")
         if self.max_sessions < 1:

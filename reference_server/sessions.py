@@ -15,6 +15,7 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from .config import ServerConfig
@@ -440,18 +441,33 @@ class SessionManager:
             self._evict(rt)
             return rt.state
 
-    async def _flush(self, rt: SessionRuntime) -> None:
-        """Feed what is pending, flush and close the engines; their last finals are sent."""
+    async def flush_mid_stream(self, rt: SessionRuntime, before_flush: Callable[[], None] | None = None) -> None:
+        """Feed what is pending and flush the engines, which go on taking audio afterwards
+        (Deepgram's Finalize). Finals come out through the attached stream as usual;
+        ``before_flush`` runs between the two, so a caller can tell the flush's finals apart."""
         async with rt.feed_lock:
-            if rt.pending and not rt.engines:
-                try:
-                    await self._ensure_engines(rt)
-                except Exception as exc:  # noqa: BLE001
-                    await self._engine_failed(rt, exc)
-            if rt.pending and rt.engines and not await self._feed_pending(rt):
-                pass  # the engine failed: reported to the client; finalize goes on with what is stored
-            if rt.engines:
-                await self._run_engines(rt, b"", flush=True, t_oldest=time.monotonic())
+            await self._flush_locked(rt, before_flush)
+
+    async def _flush_locked(self, rt: SessionRuntime, before_flush: Callable[[], None] | None = None) -> None:
+        if rt.pending and not rt.engines:
+            try:
+                await self._ensure_engines(rt)
+            except Exception as exc:  # noqa: BLE001
+                await self._engine_failed(rt, exc)
+        if rt.pending and rt.engines and not await self._feed_pending(rt):
+            return  # the engine failed: reported to the client; what is stored stays
+        if before_flush is not None:
+            before_flush()
+        if rt.engines:
+            await self._run_engines(rt, b"", flush=True, t_oldest=time.monotonic())
+        if not rt.pending:
+            self.tracker.waiting(rt.id, "engine", False)
+
+    async def _flush(self, rt: SessionRuntime) -> None:
+        """Finalize's flush: feed what is pending, flush and close the engines; their last
+        finals are sent."""
+        async with rt.feed_lock:
+            await self._flush_locked(rt)
             for engine in rt.engines:
                 engine.close()
             rt.engines = []
