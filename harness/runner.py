@@ -343,16 +343,16 @@ def evaluate_slos(run_path: Path, slo_file: str | None, profile: str) -> tuple[l
     return lines, str(path) if path else None
 
 
-def render_report(run_path: Path) -> Path | None:
+def render_report(run_path: Path, slo_file: str | None = None) -> Path | None:
+    """report.html, summary.json and junit.xml in the run directory; None if the report module is absent."""
     try:
-        from harness import report as report_mod
+        from harness.report import render_run
     except ImportError:
         return None
-    render = getattr(report_mod, "render_run", None)
-    if render is None:
-        return None
-    out = render(run_path)
-    return Path(out) if out else run_path / "report.html"
+    try:
+        return Path(render_run(run_path, slo_file=slo_file))
+    except (ValueError, OSError) as exc:
+        raise HarnessError(f"the report could not be rendered: {exc}") from exc
 
 
 # === the command ===============================================================================
@@ -423,8 +423,10 @@ def main(args: argparse.Namespace) -> int:
         from harness import selftest
 
         selftest_summary = selftest.run_selftest(run, root, options)
-    slo_lines, slo_path = evaluate_slos(run.path, args.slo, args.profile)
-    report_path = render_report(run.path)
+    # SLOs judge the samples of this run's scenarios; a self-test alone has none of its own
+    # (each defect's run is judged by whether it failed, in its own directory).
+    slo_lines, slo_path = evaluate_slos(run.path, args.slo, args.profile) if outcomes else ([], None)
+    report_path = render_report(run.path, args.slo)
     run.point_latest()
     code = exit_code(run, outcomes, slo_lines, selftest_summary)
     print_summary(run, outcomes, slo_lines, slo_path, report_path, selftest_summary, code)
@@ -497,7 +499,7 @@ def print_summary(run: Any, outcomes: Sequence[SuiteOutcome], slo_lines: Sequenc
         w(f"SLOs ({slo_path}):")
         for line in slo_lines:
             w(f"  {line.status.upper():8} {line.name}" + (f"  {line.detail}" if line.detail else ""))
-    else:
+    elif outcomes:
         w("SLOs: none evaluated")
     if outcomes:
         w("Suites:")

@@ -77,10 +77,8 @@ def test_nightly_only_suites_are_skipped_in_ci(tmp_path):
 
 def test_selftest_counts_catches_and_misses(root, tmp_path, capsys):
     run = RunDir.create(tmp_path / "run")
-    summary = selftest.run_selftest(run, root, PytestOptions(),
-                                    only=("health-lies", "pipeline-event-missing", "zero-segment-crash"))
+    summary = selftest.run_selftest(run, root, PytestOptions(), only=("pipeline-event-missing", "zero-segment-crash"))
     by_defect = {r.defect: r for r in summary.results}
-    assert by_defect["health-lies"].counts
     assert by_defect["pipeline-event-missing"].counts
     assert by_defect["pipeline-event-missing"].failing[0]["messages"] == [
         "fake: pipeline event dashboard_refresh never arrived for session s-1"]
@@ -89,14 +87,15 @@ def test_selftest_counts_catches_and_misses(root, tmp_path, capsys):
     assert not summary.passed  # one defect slipped through
     assert not (tmp_path / "untagged-ran").exists()  # only tagged scenarios ran
     records = {r["defect"]: r for r in run.records("selftest")}
-    assert records["health-lies"]["caught"] and records["health-lies"]["healthy_passed"] is True
-    assert records["health-lies"]["run_dir"] == "artifacts/selftest/health-lies"
+    caught = records["pipeline-event-missing"]
+    assert caught["caught"] and caught["healthy_passed"] is True and caught["counted"] is True
+    assert caught["run_dir"] == "artifacts/selftest/pipeline-event-missing"
     assert records["zero-segment-crash"]["caught"] is False
     # each defect ran in its own run directory, with the defect recorded
-    sub = RunDir(run.path / "artifacts" / "selftest" / "health-lies")
-    assert {r["params"]["defects"][0] for r in sub.records("scenario")} == {"health-lies"}
+    sub = RunDir(run.path / "artifacts" / "selftest" / "pipeline-event-missing")
+    assert {r["params"]["defects"][0] for r in sub.records("scenario")} == {"pipeline-event-missing"}
     lines = "\n".join(summary.lines())
-    assert "Self-test: 2/3 defects caught" in lines
+    assert "Self-test: 1/2 defects caught" in lines
     assert "MISSED" in lines and "zero-segment-crash" in lines
 
 

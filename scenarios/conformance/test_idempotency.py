@@ -44,8 +44,11 @@ async def test_concurrent_finalizes_run_the_pipeline_once(scenario, target):
             await expect_ready(stream)
             await send_all(stream, pcm)
             await wait_acked(stream, len(pcm))
+            # Open every HTTP connection first, so the finalizes leave together instead of each
+            # waiting for its own TCP handshake: they reach the server within a millisecond or two.
+            await asyncio.gather(*[http(target, "GET", "/health", client=client) for _ in range(HTTP_FINALIZES)])
             calls = [http(target, "POST", path, history=h, client=client) for _ in range(HTTP_FINALIZES)]
-            await asyncio.gather(stream.send_control("finalize"), *calls, return_exceptions=True)
+            await asyncio.gather(*calls, stream.send_control("finalize"), return_exceptions=True)
             await drain_to_close(stream)
     body = await wait_state(target, session.session_id)
     await asyncio.sleep(0.5)  # a second pipeline run would still be adding events: look again
