@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 import wave
@@ -533,9 +532,3 @@ class LivePage:
             step: await self.page.get_attribute(f"[data-result='{step}']", "data-state") or ""
             for step in self.STEPS
         }
-
-
-def playwright_trace_viewer_hint(trace: Path) -> str:
-    """How to open a saved trace (printed next to a failure)."""
-    exe = shutil.which("playwright") or "playwright"
-    return f"{exe} show-trace {trace}"
