@@ -383,7 +383,7 @@ class MatrixRunner:
         servers = asyncio.Semaphore(self.env.max_servers)
         lab: tp.ToxiproxyLab | None = None
         if self.env.toxiproxy_url:
-            lab = tp.ToxiproxyLab(self.env.toxiproxy_url)
+            lab = tp.ToxiproxyLab(self.env.toxiproxy_url, allow_remote=self.env.allow_remote)
         try:
             tasks = [asyncio.create_task(self._one(c, slots, servers, lab, i * self.env.stagger_s))
                      for i, c in enumerate(self.cases)]

@@ -41,6 +41,7 @@ from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 from toxiproxy.proxy import Proxy
 
 from harness.history import FaultWindow, History
+from harness.safety import require_loopback
 
 T = TypeVar("T")
 
@@ -442,10 +443,13 @@ class ToxiproxyLab:
     """
 
     def __init__(self, api_url: str | None = None, *, pool: PortPool = PORTS, timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
-                 prefix: str = "chaos"):
+                 prefix: str = "chaos", allow_remote: bool = False):
         url = api_url or os.environ.get("TOXIPROXY_URL")
         if not url:
             raise ValueError("ToxiproxyLab needs the Toxiproxy API URL (argument or TOXIPROXY_URL)")
+        # Proxies listen on 127.0.0.1 of the Toxiproxy host: only a local Toxiproxy makes sense.
+        require_loopback(url, allow_remote)
+        self.allow_remote = allow_remote
         self.client = ToxiproxyClient(url, timeout_s)
         self.pool = pool
         self.prefix = prefix
@@ -454,6 +458,7 @@ class ToxiproxyLab:
     async def proxy(self, upstream: str, name: str | None = None) -> FaultProxy:
         """A new proxy listening on a pooled loopback port, forwarding to ``upstream`` (host:port or URL)."""
         upstream = _host_port(upstream)
+        require_loopback(f"tcp://{upstream}", self.allow_remote)
         port = self.pool.acquire()
         name = name or f"{self.prefix}-{os.getpid()}-{next(_proxy_names)}"
         try:

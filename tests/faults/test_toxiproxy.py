@@ -178,3 +178,11 @@ def test_bad_upstreams_are_named():
     for bad in ("127.0.0.1", "http://127.0.0.1", ":80"):
         with pytest.raises(ValueError, match="upstream"):
             tp._host_port(bad)
+
+
+async def test_remote_upstream_or_api_is_refused(toxiproxy_url):
+    with pytest.raises(ValueError, match="loopback"):
+        tp.ToxiproxyLab("http://192.0.2.10:8474")
+    async with tp.ToxiproxyLab(toxiproxy_url) as lab:
+        with pytest.raises(ValueError, match="'192.0.2.10' is not a loopback"):
+            await lab.proxy("192.0.2.10:8700")
