@@ -149,15 +149,19 @@ class PortPool:
 
     def __init__(self, ports: Iterable[int] = PORT_RANGE, host: str = "127.0.0.1"):
         self._ports = list(ports)
+        if not self._ports:
+            raise ValueError("PortPool needs at least one port")
         self._host = host
         self._taken: set[int] = set()
         self._lock = threading.Lock()
-        self._cursor = itertools.cycle(range(len(self._ports))) if self._ports else None
+        # Start at a per-process place, so two runs at once rarely reach for the same port.
+        first = os.getpid() % len(self._ports)
+        self._cursor = itertools.cycle([*range(first, len(self._ports)), *range(first)])
 
     def acquire(self) -> int:
         with self._lock:
             for _ in range(len(self._ports)):
-                port = self._ports[next(self._cursor)]  # type: ignore[arg-type]
+                port = self._ports[next(self._cursor)]
                 if port in self._taken or not _bindable(self._host, port):
                     continue
                 self._taken.add(port)
