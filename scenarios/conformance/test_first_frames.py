@@ -47,8 +47,8 @@ async def test_two_first_frames_on_one_stream(scenario, target):
         await wait_acked(stream, len(pcm))
         await stream.send_control("finalize")
         await drain_to_close(stream)
-    scenario.check(integrity.completeness(h))
-    scenario.check(integrity.duplicates(h))
+    for v in integrity.all_checks(h):  # words, segments, replays, order, gaps
+        scenario.check(v)
     scenario.verify()
 
 
@@ -74,6 +74,6 @@ async def test_two_connections_race_their_first_frame(scenario, target):
         await wait_acked(survivor, len(pcm))
         await survivor.send_control("finalize")
         await drain_to_close(survivor)
-    scenario.check(integrity.completeness(h))
-    scenario.check(integrity.duplicates(h))
+    for v in integrity.all_checks(h):  # words, segments, replays, order, gaps
+        scenario.check(v)
     scenario.verify()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from conformance_kit import driver_verdict, fixture_meta, run_session, wait_state
 
-from harness.checks import accuracy, conformance, latency, lifecycle, session
+from harness.checks import accuracy, conformance, integrity, latency, lifecycle, session
 from harness.drivers.session import SessionPlan
 from harness.protocols import SessionParams
 
@@ -22,7 +22,8 @@ async def test_session_lifecycle(scenario, target, manifest, protocol):
     plan = SessionPlan(pcm=fx.pcm(), params=SessionParams(engine="pocketsphinx"), pace=1.0, finalize="stream")
     outcome = await run_session(target, plan, h, protocol)
     checks = [driver_verdict(outcome), conformance.stream_lifecycle(h), accuracy.wer(h, max_wer=MAX_WER),
-              latency.connect(h), latency.first_partial(h), latency.final_latency(h)]
+              integrity.segments(h), integrity.ordering(h), latency.connect(h), latency.first_partial(h),
+              latency.final_latency(h)]
     if protocol == "reference":
         # Only the reference protocol has a creation step and sends pipeline events on the stream.
         checks += [latency.session_creation(h, limit_ms=CREATE_LIMIT_MS), lifecycle.pipeline_events(h),
