@@ -422,7 +422,10 @@
     try {
       msg = JSON.parse(data);
     } catch (err) {
-      console.warn("live: ignored a message that is not JSON:", data.slice(0, 200));
+      msg = null;
+    }
+    if (!msg || typeof msg !== "object") {
+      console.warn("live: ignored a message that is not a JSON object:", data.slice(0, 200));
       return;
     }
     switch (msg.type) {
@@ -447,7 +450,6 @@
     clearTimeout(state.timers.connect);
     state.ready = true;
     state.everConnected = true;
-    state.attempts = 0;
     if (msg.heartbeat_s > 0) state.heartbeatMs = msg.heartbeat_s * 1000;
     if (msg.max_frame_bytes > HEADER_BYTES) state.maxPayload = (msg.max_frame_bytes - HEADER_BYTES) & ~1;
     const committed = Number(msg.committed_offset) || 0;
@@ -459,6 +461,9 @@
   }
 
   function onAck(msg) {
+    // The server took audio: this connection works, so the next drop starts a fresh backoff.
+    // (Not on `ready` alone: a server that accepts and then fails at once must not be retried forever.)
+    state.attempts = 0;
     state.received = Number(msg.received_offset) || state.received;
     const durable = Number(msg.durable_offset) || 0;
     if (durable > state.durable) {
