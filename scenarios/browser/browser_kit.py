@@ -1,0 +1,153 @@
+"""One browser scenario's frame: a recorded page, steps that fail as verdicts, artifacts saved.
+
+A scenario is written as::
+
+    async with recorded_browser(scenario, chromium, config, base_url, name="flow") as run:
+        await run.client.open(options)
+        await run.step("browser.flow", run.client.wait_status("Connected"), "the page never connected")
+        run.check(browser_checks.console(run.browser.console, run.who))
+    scenario.verify()
+
+A step that times out records a failed verdict naming the symptom and what the page showed at
+that moment, and ends the block (the scenario then fails in ``verify()``), so a client that never
+reconnects is a failed scenario, not a harness error. When anything failed, the Playwright trace
+is saved; a screenshot, the console log and the WebSocket frame log are saved either way, all as
+the scenario's artifacts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
+
+from browser_checks import fill_history
+from browser_client import ClientConfig, WebClient
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+from harness.browser import BrowserSession, Chromium
+from harness.checks.verdict import Status, Verdict
+from harness.history import History
+
+T = TypeVar("T")
+
+
+class ScenarioStopped(Exception):
+    """A step failed; its verdict is recorded and the rest of the scenario is skipped."""
+
+
+class BrowserRun:
+    """The page of one scenario, its client driver, and the session history read off its wire."""
+
+    def __init__(self, scenario: Any, browser: BrowserSession, client: WebClient, history: History):
+        self.scenario = scenario
+        self.browser = browser
+        self.client = client
+        self.history = history
+
+    @property
+    def who(self) -> str:
+        sid = self.history.session_id or self.client.session_id
+        return f"{self.client.config.name}" + (f" session {sid}" if sid else "")
+
+    def check(self, v: Verdict) -> Verdict:
+        return self.scenario.check(v)
+
+    def sync_history(self) -> History:
+        """Re-read the wire into the history (call before checks that read it)."""
+        return fill_history(self.history, self.browser, self.client.config.protocol, self.client.closes)
+
+    async def snapshot(self) -> str:
+        """What the page shows now, for a failure message."""
+        parts = []
+        try:
+            parts.append(f"status {await self.client.status()!r}")
+        except PlaywrightError:
+            pass
+        if self.client.status_log:
+            parts.append("statuses " + " -> ".join(self.client.statuses()))
+        try:
+            error = await self.client.error()
+            if error:
+                parts.append(f"error {error!r}")
+        except PlaywrightError:
+            pass
+        parts.append(f"{len(self.browser.sockets)} WebSocket(s) opened")
+        if self.browser.page is not None:
+            parts.append(f"at {self.browser.page.url.split('?')[0]}")
+        return ", ".join(parts)
+
+    async def step(self, name: str, action: Awaitable[T], symptom: str) -> T:
+        """``action``, or a failed verdict ``name`` saying ``symptom`` (and what the page showed)."""
+        try:
+            return await action
+        except (PlaywrightTimeout, TimeoutError) as exc:
+            self.sync_history()  # names the session in the message when the page had one
+            detail = await self.snapshot()
+            self.check(Verdict(name, Status.FAIL, f"{self.who}: {symptom} ({detail})",
+                               evidence={"timeout": str(exc).splitlines()[0], "statuses": self.client.statuses()}))
+            raise ScenarioStopped(symptom) from exc
+
+    async def screenshot(self, label: str = "screenshot") -> None:
+        """A full-page screenshot as an artifact: ``screenshot`` or ``screenshot-<label>``."""
+        label = label if label.startswith("screenshot") else f"screenshot-{label}"
+        await self.browser.screenshot(label)
+
+
+def setup_ms(client: WebClient, t_start_ns: int, status: str) -> float | None:
+    """Start pressed -> the first time the page showed ``status`` (from the page's status log)."""
+    t = next((t for t, text in client.status_log if text == status and t >= t_start_ns), None)
+    return None if t is None else (t - t_start_ns) / 1e6
+
+
+def audio_sent_bytes(run: BrowserRun) -> int:
+    """One past the highest audio byte the page has sent so far."""
+    frames = run.browser.audio_frames()
+    if run.client.config.protocol == "reference":
+        return max((f.offset + f.size - 8 for f in frames if f.offset is not None), default=0)
+    return sum(f.size for f in frames)
+
+
+async def wait_audio_sent(run: BrowserRun, seconds: float, timeout_s: float = 30.0) -> int:
+    """Wait until the page has streamed ``seconds`` of 16 kHz s16le audio; TimeoutError otherwise."""
+    want = int(seconds * 32000)
+    deadline = time.monotonic() + timeout_s
+    while (sent := audio_sent_bytes(run)) < want:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{sent} of {want} audio bytes sent after {timeout_s:.0f} s")
+        await asyncio.sleep(0.1)
+    return sent
+
+
+@contextlib.asynccontextmanager
+async def recorded_browser(scenario: Any, chromium: Chromium, config: ClientConfig, base_url: str, *,
+                           name: str, allow_remote: bool = False, **session_options: Any) -> AsyncIterator[BrowserRun]:
+    folder = scenario.artifact_path("browser").parent
+    browser = BrowserSession(chromium=chromium, artifacts_dir=folder, name=name, **session_options)
+    await browser.start()
+    history = scenario.history(client=config.name, page=config.path)
+    run = BrowserRun(scenario, browser, WebClient(browser, config, base_url, allow_remote), history)
+    try:
+        yield run
+    except ScenarioStopped:
+        pass  # the failed step's verdict is recorded; verify() reports it
+    except BaseException as exc:
+        browser.failed = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        try:
+            run.sync_history()
+            if "screenshot" not in browser.artifacts and browser.page is not None:
+                with contextlib.suppress(PlaywrightError):
+                    await browser.screenshot("screenshot")
+            problems = scenario.problems()
+            if problems and not browser.failed:
+                browser.mark_failed("; ".join(v.message for v in problems)[:500])
+        finally:
+            await browser.close()
+            for label, path in browser.artifacts.items():
+                if path.exists():
+                    scenario.artifact(label, path)
