@@ -166,3 +166,10 @@ class ServerTarget:
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}
+
+
+def unnamed_session(check: str, protocol: str) -> Verdict:
+    """The stream never said which session it was (Deepgram: no ``request_id``), so the session's
+    record cannot be read back: that check fails rather than being skipped."""
+    return Verdict(check, Status.FAIL, f"the {protocol} stream never named its session (no session id or "
+                   "request_id), so the session's record could not be checked")

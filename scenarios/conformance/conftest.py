@@ -3,7 +3,9 @@
 Protocol variants: against the embedded reference server (which speaks both) a scenario that
 takes the ``protocol`` fixture runs once per protocol; against a user's ``--target`` it runs for
 ``--protocol`` only. Scenarios marked ``reference_only`` need the reference protocol's session
-API (HTTP finalize, offsets, test hooks) and are left out for a Deepgram-only target.
+API (HTTP finalize, offsets) and are left out for a Deepgram-only target. Scenarios marked
+``needs_test_hooks`` need a reference server started by the harness (test hooks, server flags) and
+are left out, with a printed reason, for a user's backend.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import pytest
 MARKERS = (
     "catches(*defects): this scenario catches these planted defects (DEFECTS.md); the self-test runs it for them",
     "reference_only: needs the reference protocol (left out when --protocol deepgram targets a user's backend)",
+    "needs_test_hooks: needs a reference server the harness starts itself (left out for --target)",
 )
 
 
@@ -32,9 +35,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if "reference" in _protocols(config):
+    opts = config._harness_options  # type: ignore[attr-defined]
+    mine = [i for i in items if "conformance" in str(i.path)]
+    dropped: dict[pytest.Item, str] = {}
+    if "reference" not in _protocols(config):
+        dropped.update({i: "needs the reference protocol" for i in mine if i.get_closest_marker("reference_only")})
+    if opts.target:
+        dropped.update({i: "needs a reference server started by the harness (test hooks, --stall-after)"
+                        for i in mine if i.get_closest_marker("needs_test_hooks")})
+    if not dropped:
         return
-    dropped = [i for i in items if i.get_closest_marker("reference_only") and "conformance" in str(i.path)]
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = [i for i in items if i not in dropped]
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    for item, why in dropped.items():
+        line = f"conformance: {item.nodeid} left out: {why}"
+        reporter.write_line(line) if reporter else print(line)
+    config.hook.pytest_deselected(items=list(dropped))
+    items[:] = [i for i in items if i not in dropped]

@@ -4,7 +4,7 @@ every pipeline event, with accuracy (WER) and latency measured (PocketSphinx, re
 from __future__ import annotations
 
 import pytest
-from conformance_kit import driver_verdict, fixture_meta, run_session, wait_state
+from conformance_kit import driver_verdict, fixture_meta, run_session, unnamed_session, wait_state
 
 from harness.checks import accuracy, conformance, integrity, latency, lifecycle, session
 from harness.drivers.session import SessionPlan
@@ -31,6 +31,8 @@ async def test_session_lifecycle(scenario, target, manifest, protocol):
     if h.session_id:
         body = await wait_state(target, h.session_id)  # Deepgram's close may come before the pipeline ends
         checks.append(conformance.session_state(body, who=f"session {h.session_id} ({protocol})"))
+    else:
+        checks.append(unnamed_session("lifecycle.session_state", protocol))
     for v in checks:
         scenario.check(v)
     scenario.check(session.session_success(h, checks))

@@ -36,13 +36,12 @@ def cadence_target(target):
         yield ServerTarget(server)
 
 
-@pytest.mark.reference_only
 @pytest.mark.catches("stream-gap")
-async def test_partials_keep_flowing(scenario, cadence_target, manifest):
+async def test_partials_keep_flowing(scenario, cadence_target, manifest, protocol):
     fx = manifest.get(FIXTURE)
-    h = scenario.history(**fixture_meta(fx))
+    h = scenario.history(**fixture_meta(fx), protocol=protocol)
     plan = SessionPlan(pcm=fx.pcm(), params=SessionParams(engine="pocketsphinx"), pace=1.0, finalize="stream")
-    outcome = await run_session(cadence_target, plan, h)
+    outcome = await run_session(cadence_target, plan, h, protocol)
     scenario.check(driver_verdict(outcome))
     scenario.check(conformance.partial_coverage(h, max_gap_ms=MAX_GAP_MS))
     scenario.verify()
