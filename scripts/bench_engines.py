@@ -146,6 +146,9 @@ def stream(pcm: bytes, pool: DecoderPool, start_at: float, rounds: int, give_up_
                 lags.append((done - due) * 1000)
                 if done - due > give_up_s or load.gave_up:
                     load.gave_up = True
+                    with load.lock:  # keep what was measured up to here for the table
+                        load.chunk_lag_ms += lags
+                        load.chunk_cpu_ms += cpu
                     return
             audio_end = t0 + len(chunks) * CHUNK_S
             results = engine.flush()
