@@ -303,13 +303,15 @@ def _headless(args: argparse.Namespace, mode: str) -> int:
     engine = _engines(args)[0]
     soak = mode == "soak"
     fixtures = args.fixture or ([SOAK_FIXTURE] if soak else [])
-    loops = args.loops if args.loops is not None else (2 if soak else 1)
+    # A soak loops its users over the one-minute conversation; from ten minutes on, each session
+    # streams it twice, so sessions live long enough for per-session state to matter.
+    loops = args.loops if args.loops is not None else (2 if soak and duration >= 600 else 1)
     users = args.users or 10
     rate = args.spawn_rate or max(1.0, users / 5)
     # Sessions stop starting at `duration`; a drain then lets the last ones finish before Locust
     # stops (its stop work stalls the event loop). A soak has long sessions: it stops them instead.
-    drain = 0.0 if soak else max_session_s(args, fixtures, loops)
     settings = _settings(args, engine, fixtures, loops, 0.0 if soak else duration, args.api_key)
+    drain = 0.0 if soak else max_session_s(args, fixtures, loops)
     slo = _slo_file(args, LOAD_SLO)
     limits = None
     if soak:
@@ -436,8 +438,8 @@ def _capacity(args: argparse.Namespace) -> int:
             step = args.step_users or (10 if engine == "scripted" else 1)
             max_users = args.users or (300 if engine == "scripted" else 30)
             fixtures = args.fixture
-            session_s = max_session_s(args, fixtures, args.loops or 1)
             settings = _settings(args, engine, fixtures, args.loops or 1, 0.0, api_key)
+            session_s = max_session_s(args, fixtures, args.loops or 1)
             settings["harness_api_key"] = api_key
             out_dir = run.artifact_path(f"load/capacity-{engine}")
             judge = Judge(samples_dir=str(out_dir / "samples"), steps_file=str(out_dir / "steps.jsonl"),
@@ -488,9 +490,22 @@ def _capacity(args: argparse.Namespace) -> int:
     return _finish(run, slo, args.no_report)
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so Locust's process group and the embedded server are stopped."""
+    import signal
+    import threading
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+
+
 def main(args: argparse.Namespace) -> int:
     mode = _mode(args)
     _check_common(args, mode)
+    _stop_on_sigterm()
     if mode == "worker":
         return _worker(args)
     if mode == "web":
