@@ -47,7 +47,10 @@ class SessionRuntime:
         self.next_segment_id: int = row["next_segment_id"]
         self.engine_base: int = row["received_offset"]  # where the next engine opened starts
         self.engines: list[Engine] = []
-        self.pending: deque[Chunk] = deque()
+        self.pending: deque[Chunk] = deque()  # taken, not yet given to the engine
+        self.pending_bytes = 0
+        self.drained = asyncio.Event()  # set while pending_bytes is under the backpressure limit
+        self.drained.set()
         self.stream: StreamSink | None = None
         self.engine_lock = asyncio.Lock()  # one engine per session: guards the open
         self.feed_lock = asyncio.Lock()  # one caller of the engine at a time (it is not thread-safe)
@@ -61,6 +64,22 @@ class SessionRuntime:
         self.finals_emitted = 0
         # defect stream-gap: partials suppressed after the first flush until the segment ends
         self.suppress_partials = False
+
+    def push(self, chunk: Chunk, limit: int) -> None:
+        self.pending.append(chunk)
+        self.pending_bytes += len(chunk.data)
+        if self.pending_bytes > limit:
+            self.drained.clear()
+
+    def take_pending(self) -> list[Chunk]:
+        chunks = list(self.pending)
+        self.clear_pending()
+        return chunks
+
+    def clear_pending(self) -> None:
+        self.pending.clear()
+        self.pending_bytes = 0
+        self.drained.set()
 
     @property
     def has_buffers(self) -> bool:

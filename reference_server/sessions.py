@@ -41,6 +41,10 @@ from .tracker import Tracker
 
 log = logging.getLogger("reference_server.sessions")
 
+# A stream stops reading (TCP pushes back on the client) while this much audio waits for the
+# engine: memory per session stays bounded even when the engine falls behind real time.
+BACKLOG_LIMIT_S = 10.0
+BACKLOG_WAIT_MAX_S = 30.0
 EARLY_AUDIO_WINDOW_S = 0.3  # defect early-audio-dropped: the engine's "warm-up" after a stream opens
 UNBOUNDED_PARTIAL_COPY_BYTES = 32000  # defect unbounded-transcript: audio copied with each partial
 
@@ -67,6 +71,7 @@ class SessionManager:
         self.runtimes: dict[str, SessionRuntime] = {}
         self.pipelines: set[asyncio.Task[None]] = set()
         self._creations = 0
+        self.backlog_limit = int(BACKLOG_LIMIT_S * 1000 * BYTES_PER_MS)
         # defect unbounded-transcript: a per-session cache of every partial (with a copy of the
         # audio behind it) that nothing ever evicts
         self.partial_cache: dict[str, dict[str, Any]] = {}
@@ -251,7 +256,7 @@ class SessionManager:
             self.partial_cache.setdefault(rt.id, {"audio": bytearray(), "partials": []})["audio"] += data
         if "early-audio-dropped" in self.defects and now - stream_opened < EARLY_AUDIO_WINDOW_S:
             return "tail"  # defect early-audio-dropped: taken and acked, never reaches the engine
-        rt.pending.append(Chunk(start, data, now))
+        rt.push(Chunk(start, data, now), self.backlog_limit)
         self.tracker.waiting(rt.id, "engine", True)
         if rt.engines:
             self._kick_drain(rt)
@@ -260,6 +265,15 @@ class SessionManager:
             # together while it loads still share one engine.
             asyncio.get_running_loop().create_task(self._open_then_drain(rt))
         return "tail"
+
+    async def backpressure(self, rt: SessionRuntime) -> None:
+        """Wait while the session's engine backlog is over the limit (bounded: an engine that
+        makes no progress at all is the stall detector's to report, not a reason to hang)."""
+        if not rt.drained.is_set():
+            try:
+                await asyncio.wait_for(rt.drained.wait(), timeout=BACKLOG_WAIT_MAX_S)
+            except asyncio.TimeoutError:
+                pass
 
     async def _open_then_drain(self, rt: SessionRuntime) -> None:
         try:
@@ -307,8 +321,7 @@ class SessionManager:
 
     async def _feed_pending(self, rt: SessionRuntime) -> bool:
         """Give the engines everything pending (caller holds feed_lock). False if the engine failed."""
-        chunks = list(rt.pending)
-        rt.pending.clear()
+        chunks = rt.take_pending()
         pcm = b"".join(c.data for c in chunks)
         return await self._run_engines(rt, pcm, flush=False, t_oldest=chunks[0].t_recv)
 
@@ -389,7 +402,7 @@ class SessionManager:
             except Exception:  # noqa: BLE001 - already failing; closing is best effort
                 pass
         rt.engines = []
-        rt.pending.clear()
+        rt.clear_pending()
         rt.received_offset = rt.engine_base = rt.durable_offset
         self.tracker.waiting(rt.id, "engine", False)
         self.tracker.stage(rt.id, "engine_failed", error=type(exc).__name__)
@@ -471,7 +484,7 @@ class SessionManager:
             for engine in rt.engines:
                 engine.close()
             rt.engines = []
-            rt.pending.clear()
+            rt.clear_pending()
         self.tracker.waiting(rt.id, "engine", False)
         self.tracker.stage(rt.id, "transcription_completed", received_offset=rt.received_offset,
                            durable_offset=rt.durable_offset, segments=rt.next_segment_id)
@@ -516,7 +529,7 @@ class SessionManager:
             for engine in rt.engines:
                 engine.close()
             rt.engines = []
-            rt.pending.clear()
+            rt.clear_pending()
         self.store.delete_session(rt.id)
         self.tracker.end(rt.id, "deleted")
         self.runtimes.pop(rt.id, None)

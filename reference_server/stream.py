@@ -165,6 +165,7 @@ class StreamConnection:
             )
             return
         await self.ack()
+        await self.manager.backpressure(self.rt)
 
     async def _on_text(self, text: str) -> None:
         if len(text) > self.config.max_frame_bytes + 8:
@@ -194,7 +195,14 @@ class StreamConnection:
             # the flushed last final is stored but never sent.
             self.manager.detach(self.rt, self)
             await self.close(1000, "session complete")
+            await self.manager.finalize(self.rt, "stream")
+            return
+        # The end of audio is acknowledged at once, whatever the ack rate limit: the client
+        # learns that every byte was taken, then (after the flush) that every final is stored.
+        self._cancel_ack_timer()
+        await self._send_ack()
         await self.manager.finalize(self.rt, "stream")
+        await self._send_ack()
 
 
 async def serve_stream(ws: WebSocket, manager: SessionManager, stats: Stats) -> None:
