@@ -195,6 +195,7 @@ class DeepgramConnection:
         self.speech_segment = -1  # last segment id a SpeechStarted (or its result) was seen for
         self.utterances = UtteranceEnds(options.utterance_end_ms) if options.utterance_end_ms else None
         self.last_activity = time.monotonic()
+        self.handling = False
         self.opened = self.last_activity
         self.odd_byte = b""
         self.sha = hashlib.sha256()
@@ -299,17 +300,22 @@ class DeepgramConnection:
                 message = await self.ws.receive()
                 if message["type"] == "websocket.disconnect":
                     break
-                self.last_activity = time.monotonic()
-                if message.get("bytes") is not None:
-                    if message["bytes"]:
+                # While a message is handled (backpressure, a flush) the client's silence cannot
+                # be measured: the timeout counts from the end of the handling.
+                self.handling = True
+                try:
+                    if message.get("bytes") is not None:
+                        if not message["bytes"]:  # an empty binary frame: Deepgram's older CloseStream
+                            stream_closed = True
+                            await self._close_stream()
+                            break
                         await self._on_audio(message["bytes"])
-                    else:  # an empty binary frame: Deepgram's deprecated CloseStream
+                    elif message.get("text") is not None and await self._on_text(message["text"]):
                         stream_closed = True
-                        await self._close_stream()
                         break
-                elif message.get("text") is not None and await self._on_text(message["text"]):
-                    stream_closed = True
-                    break
+                finally:
+                    self.handling = False
+                    self.last_activity = time.monotonic()
         except Exception as exc:  # noqa: BLE001 - the connection broke mid-receive
             log.debug("listen %s: receive ended: %r", self.rt.id, exc)
         finally:
@@ -336,6 +342,7 @@ class DeepgramConnection:
         step = self.manager.config.max_frame_bytes
         for i in range(0, len(data), step):
             self.manager.take_audio(self.rt, self.rt.received_offset, data[i:i + step], stream_opened=self.opened)
+        await self.manager.backpressure(self.rt)  # stop reading while the engine is far behind
 
     async def _on_text(self, text: str) -> bool:
         """Handles a control message; True when the stream is over (CloseStream)."""
@@ -381,7 +388,9 @@ class DeepgramConnection:
         timeout = self.manager.config.deepgram_timeout_s  # Deepgram's is 10 s
         while not self.closed:
             remaining = self.last_activity + timeout - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 and self.handling:
+                remaining = timeout
+            elif remaining <= 0:
                 await self.close(1011, f"NET-0001: no audio or message received within the {timeout:g} s"
                                        " timeout window")
                 return
