@@ -251,17 +251,25 @@ class Store:
         return [{"name": r["name"], "at": r["at"], "data": json.loads(r["data"])} for r in rows]
 
     # --- tracker -------------------------------------------------------------------------
+    _UPSERT_TX = (
+        "INSERT INTO transactions (session_id, status, started_at, last_progress_at, stalled_since,"
+        " ended_at, end_reason) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(session_id) DO UPDATE SET"
+        " status = excluded.status, last_progress_at = excluded.last_progress_at,"
+        " stalled_since = excluded.stalled_since, ended_at = excluded.ended_at,"
+        " end_reason = excluded.end_reason"
+    )
+
     def upsert_transaction(self, session_id: str, *, status: str, started_at: float, last_progress_at: float,
-                           stalled_since: float | None, ended_at: float | None, end_reason: str | None) -> None:
+                           stalled_since: float | None, ended_at: float | None, end_reason: str | None,
+                           stage: tuple[str, float, dict[str, Any]] | None = None) -> None:
+        """The transaction row, and optionally one stage event with it, in one transaction."""
         with self._tx() as db:
-            db.execute(
-                "INSERT INTO transactions (session_id, status, started_at, last_progress_at, stalled_since,"
-                " ended_at, end_reason) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(session_id) DO UPDATE SET"
-                " status = excluded.status, last_progress_at = excluded.last_progress_at,"
-                " stalled_since = excluded.stalled_since, ended_at = excluded.ended_at,"
-                " end_reason = excluded.end_reason",
-                (session_id, status, started_at, last_progress_at, stalled_since, ended_at, end_reason),
-            )
+            db.execute(self._UPSERT_TX,
+                       (session_id, status, started_at, last_progress_at, stalled_since, ended_at, end_reason))
+            if stage is not None:
+                name, at, data = stage
+                db.execute("INSERT INTO stage_events (session_id, stage, at, data) VALUES (?, ?, ?, ?)",
+                           (session_id, name, at, json.dumps(data)))
 
     def add_stage_event(self, session_id: str, stage: str, at: float, data: dict[str, Any]) -> None:
         with self._tx() as db:

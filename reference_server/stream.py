@@ -134,7 +134,7 @@ class StreamConnection:
     async def _idle_watchdog(self) -> None:
         idle = self.config.idle_timeout_s
         while not self.closed:
-            if self.finalize_sent:
+            if self.finalize_sent or self.rt.state in FINALIZED:
                 return  # the pipeline may take a while: the server ends this stream itself
             remaining = self.last_activity + idle - time.monotonic()
             if remaining <= 0:

@@ -94,8 +94,7 @@ class Tracker:
         self._progress(tx, now)
         tx.stage = stage
         tx.events.append({"stage": stage, "at": now, "data": data})
-        self.store.add_stage_event(session_id, stage, now, data)
-        self._persist(tx)
+        self._persist(tx, (stage, now, data))
 
     def progress(self, session_id: str) -> None:
         """Progress without a stage event (engine output): resets the stall clock, not persisted."""
@@ -128,10 +127,9 @@ class Tracker:
             return
         now = time.time()
         tx.events.append({"stage": "ended", "at": now, "data": {"reason": reason}})
-        self.store.add_stage_event(session_id, "ended", now, {"reason": reason})
         tx.stage, tx.status, tx.ended_at, tx.end_reason = "ended", ENDED, now, reason
         tx.waiting_on.clear()
-        self._persist(tx)
+        self._persist(tx, ("ended", now, {"reason": reason}))
         self._ended[session_id] = tx
         while len(self._ended) > KEEP_ENDED:
             self._ended.popitem(last=False)
@@ -149,11 +147,9 @@ class Tracker:
                 self.stall_alerts += 1
                 self.last_stall_at = now
                 idle = round(now_mono - tx.last_progress_mono, 3)
-                tx.events.append({"stage": "stalled", "at": now,
-                                  "data": {"waiting_on": sorted(tx.waiting_on), "idle_s": idle}})
-                self.store.add_stage_event(tx.session_id, "stalled", now,
-                                           {"waiting_on": sorted(tx.waiting_on), "idle_s": idle})
-                self._persist(tx)
+                data = {"waiting_on": sorted(tx.waiting_on), "idle_s": idle}
+                tx.events.append({"stage": "stalled", "at": now, "data": data})
+                self._persist(tx, ("stalled", now, data))
                 newly.append(tx.session_id)
                 log.warning("session %s: transaction stalled at stage %s", tx.session_id, tx.stage)
         return newly
@@ -174,11 +170,10 @@ class Tracker:
         if tx.status == STALLED:  # work moved again
             tx.status, tx.stalled_since = ACTIVE, None
             tx.events.append({"stage": "resumed", "at": now, "data": {}})
-            self.store.add_stage_event(tx.session_id, "resumed", now, {})
-            self._persist(tx)
+            self._persist(tx, ("resumed", now, {}))
 
-    def _persist(self, tx: Transaction) -> None:
+    def _persist(self, tx: Transaction, stage: tuple[str, float, dict[str, Any]] | None = None) -> None:
         self.store.upsert_transaction(
             tx.session_id, status=tx.status, started_at=tx.started_at, last_progress_at=tx.last_progress_at,
-            stalled_since=tx.stalled_since, ended_at=tx.ended_at, end_reason=tx.end_reason,
+            stalled_since=tx.stalled_since, ended_at=tx.ended_at, end_reason=tx.end_reason, stage=stage,
         )

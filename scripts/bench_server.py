@@ -74,6 +74,8 @@ async def one_stream(url: str, key: str, duration_s: float, start_delay: float, 
         sid = r.json()["session_id"]
     ws_url = url.replace("http://", "ws://") + f"/v1/stream?session_id={sid}"
     sent_at: dict[int, float] = {}  # frame end offset -> send time
+    frames = int(duration_s * 1000 / FRAME_MS)
+    steady = range(10 * FRAME_BYTES, (frames - 40) * FRAME_BYTES + 1)  # not the first 1 s, not the last 4 s
     pending: list[int] = []  # frame end offsets not yet acked, ascending
     acks: list[float] = result["ack_ms"]
     async with websockets.connect(ws_url, additional_headers={"Authorization": f"Bearer {key}"},
@@ -89,12 +91,15 @@ async def one_stream(url: str, key: str, duration_s: float, start_delay: float, 
                 if kind == "ack":
                     now = time.perf_counter()
                     while pending and pending[0] <= msg["received_offset"]:
-                        acks.append((now - sent_at.pop(pending.pop(0))) * 1000)
+                        end = pending.pop(0)
+                        latency = (now - sent_at.pop(end)) * 1000
+                        acks.append(latency)
+                        if end in steady:
+                            result["steady_ack_ms"].append(latency)
                 elif kind == "error":
                     result["errors"].append(msg["code"])
 
         task = asyncio.create_task(reader())
-        frames = int(duration_s * 1000 / FRAME_MS)
         t_start = time.perf_counter()
         payload = b"\x00" * FRAME_BYTES
         for i in range(frames):
@@ -118,7 +123,7 @@ async def one_stream(url: str, key: str, duration_s: float, start_delay: float, 
 
 
 def client_proc(url: str, key: str, n: int, duration_s: float, ramp_s: float, index: int, out: mp.Queue) -> None:
-    result = {"ack_ms": [], "errors": [], "messages": {}, "closes": {}, "late_sends": 0}
+    result = {"ack_ms": [], "steady_ack_ms": [], "errors": [], "messages": {}, "closes": {}, "late_sends": 0}
 
     async def run() -> None:
         await asyncio.gather(*(one_stream(url, key, duration_s, ramp_s * i / max(1, n), result)
@@ -174,6 +179,7 @@ def main() -> int:
         stats = httpx.get(f"{srv.url}/v1/stats", headers=srv.auth_headers()).json()
 
     acks = [x for r in results for x in r["ack_ms"]]
+    steady_acks = [x for r in results for x in r["steady_ack_ms"]]
     errors = [e for r in results for e in r["errors"]]
     closes: dict = {}
     messages: dict = {}
@@ -187,6 +193,7 @@ def main() -> int:
     print(f"{'metric':<34} {'n':>7} {'p50':>9} {'p95':>9} {'p99':>9} {'max':>9}")
     print(row("session creation (sequential)", creation))
     print(row(f"ack latency ({args.streams} streams)", acks))
+    print(row("  steady state (no start/finalize)", steady_acks))
     print(f"{'server p95 final latency':<34} {stats['p95_final_latency_ms']:>9.2f} ms (server-side)")
     print(f"{'server CPU during streams':<34} {cpu:>9.1f} % of one core")
     print(f"{'server peak RSS':<34} {peak_rss / 1e6:>9.1f} MB")
