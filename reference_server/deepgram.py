@@ -45,6 +45,7 @@ import hashlib
 import json
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import QueryParams
 from starlette.websockets import WebSocket
 
+from . import __version__
 from .engines import BYTES_PER_MS, ENGINES
 from .runtime import SessionRuntime
 from .sessions import SessionError, SessionManager
@@ -61,7 +63,7 @@ from .timefmt import iso
 
 log = logging.getLogger("reference_server.deepgram")
 
-MODEL_UUID = "00000000-0000-4000-8000-reference0001"
+MODEL_UUID = str(uuid.uuid5(uuid.NAMESPACE_URL, "urn:reference-server:model"))  # stable, and a real UUID
 UTTERANCE_POLL_S = 0.1  # how often the taken audio is checked for an utterance-ending gap
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
@@ -280,7 +282,7 @@ class DeepgramConnection:
         return {"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": last_word_end_ms / 1000}
 
     def _model_info(self) -> dict[str, str]:
-        return {"name": self.model, "version": "1", "arch": "reference"}
+        return {"name": self.model, "version": __version__, "arch": "reference"}
 
     def metadata(self) -> dict[str, Any]:
         return {"type": "Metadata", "transaction_key": "deprecated", "request_id": self.rt.id,
