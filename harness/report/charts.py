@@ -172,3 +172,49 @@ def waterfall(lanes: list[Lane], windows: Sequence[Window]) -> str | None:
         ax.legend(loc="lower right")
     _margins(fig, left_in=1.0, top_in=0.12, bottom_in=0.45)
     return to_data_uri(fig)
+
+
+def load_timeline(rows: list[dict]) -> str | None:
+    """A load run over time (``load`` record's ``timeline``): open sessions, throughput and
+    failures, and the exact final-latency and first-partial percentiles of each time bucket."""
+    if len(rows) < 2:
+        return None
+    t = [r["t_s"] for r in rows]
+    fig, (a1, a2, a3) = plt.subplots(3, 1, figsize=(10.5, 6.2), sharex=True)
+    a1.step(t, [r.get("open_sessions") or 0 for r in rows], where="post", color=BLUE, lw=1.4, label="open sessions (peak)")
+    a1.set_title("concurrent sessions", loc="left")
+    a1.legend(loc="upper right")
+    a2.plot(t, [r.get("requests_per_s") or 0 for r in rows], color=TEAL, lw=1.2, label="measurements / s")
+    a2.bar(t, [r.get("failures") or 0 for r in rows], width=(t[1] - t[0]) * 0.8, color=RED, alpha=0.8, label="failures",
+           align="edge")
+    a2.set_title("throughput and failures", loc="left")
+    a2.legend(loc="upper right", ncols=2)
+    for key, label, color, style in (("final_p50_ms", "final p50", PURPLE, ":"), ("final_p95_ms", "final p95", PURPLE, "-"),
+                                     ("first_partial_p95_ms", "first partial p95", ORANGE, "-")):
+        pts = [(x, r[key]) for x, r in zip(t, rows) if r.get(key) is not None]
+        if pts:
+            a3.plot([p[0] for p in pts], [p[1] for p in pts], color=color, ls=style, lw=1.2, marker=".", ms=3, label=label)
+    a3.set_title("latency percentiles per time bucket (exact, raw samples)", loc="left")
+    a3.set_ylabel("ms")
+    a3.legend(loc="upper right", ncols=3)
+    a3.set_xlabel("seconds since the load started")
+    _margins(fig)
+    return to_data_uri(fig)
+
+
+def soak_rss(rows: list[dict], warmup_s: float | None = None) -> str | None:
+    """The backend's resident memory during a soak (``soak`` record's ``rss``), warm-up shaded."""
+    pts = [(r["t_s"], r["rss_mb"]) for r in rows if r.get("rss_mb") is not None]
+    if len(pts) < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(10.5, 2.6))
+    if warmup_s:
+        ax.axvspan(0, warmup_s, color=GRID, alpha=0.8, lw=0, label="warm-up (not judged)")
+    ax.plot([p[0] for p in pts], [p[1] for p in pts], color=BLUE, lw=1.4, marker=".", ms=3, label="rss")
+    ax.set_title("server resident memory (GET /health rss_bytes)", loc="left")
+    ax.set_ylabel("MB")
+    ax.set_xlabel("seconds since the soak started")
+    ax.set_ylim(0, max(p[1] for p in pts) * 1.15)
+    ax.legend(loc="lower right", ncols=2)
+    _margins(fig)
+    return to_data_uri(fig)

@@ -338,9 +338,16 @@ def load_section(data: RunData) -> list[dict[str, Any]]:
         body = _generic(rec)
         statuses = [v.get("status") for v in rec.get("verdicts") or []]
         status = "fail" if "fail" in statuses else "unknown" if "unknown" in statuses else ("pass" if statuses else None)
+        status = status or rec.get("status")  # a scenario's load record: its verdicts are on the scenario
+        if rec.get("timeline"):
+            chart = charts.load_timeline(rec["timeline"])
+        elif rec.get("rss"):
+            chart = charts.soak_rss(rec["rss"], (rec.get("memory") or {}).get("warmup_s"))
+        else:
+            chart = None
         out.append({"kind": rec.get("record"), "name": rec.get("name") or rec.get("scenario") or rec.get("record"),
                     "status": status, "artifacts": [{"label": k, "path": p} for k, p in (rec.get("artifacts") or {}).items()],
-                    **body})
+                    "chart": chart, **body})
     return out
 
 
