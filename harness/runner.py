@@ -273,6 +273,7 @@ class Progress:
         self.live_mode = self.console.is_terminal
         self.rows: dict[str, SuiteOutcome] = {n: SuiteOutcome(name=n) for n in names}
         self._printed_done: dict[str, int] = {}
+        self._finished: set[str] = set()
         self._live = None
 
     def __enter__(self) -> Progress:
@@ -305,19 +306,14 @@ class Progress:
         if self._live is not None:
             self._live.update(self._render())
             return
-        done_before = self._printed_done.get(outcome.name, 0)
-        if outcome.done > done_before:
+        if outcome.done > self._printed_done.get(outcome.name, 0):
             total = "?" if outcome.total is None else outcome.total
             self.console.print(f"[{outcome.name}] {outcome.done}/{total} done "
                                f"({outcome.passed} passed, {outcome.failed} failed)")
             self._printed_done[outcome.name] = outcome.done
-        if outcome.exit_code is not None and done_before != -1:
-            self.console.print(f"[{outcome.name}] finished: {outcome.status_word()} "
-                               f"in {outcome.duration_s:.0f} s")
-            self._printed_done[outcome.name] = -1
-
-    def note(self, text: str) -> None:
-        self.console.print(text)
+        if outcome.exit_code is not None and outcome.name not in self._finished:
+            self._finished.add(outcome.name)
+            self.console.print(f"[{outcome.name}] finished: {outcome.status_word()} in {outcome.duration_s:.0f} s")
 
 
 # === SLOs and the report =====================================================================

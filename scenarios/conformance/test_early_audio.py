@@ -39,7 +39,7 @@ async def test_audio_before_ready_is_kept(scenario, target):
             h.add("note", text="no ack covered the whole audio within the timeout")
         await stream.send_control("finalize")
         await drain_to_close(stream)
-    scenario.check(conformance.stream_lifecycle(h))
     for v in integrity.all_checks(h):  # words, segments, replays, order, gaps
         scenario.check(v)
+    scenario.check(conformance.stream_lifecycle(h))
     scenario.verify()
