@@ -297,7 +297,8 @@ class Progress:
             total = "?" if row.total is None else str(row.total)
             state = row.status_word() if row.exit_code is not None else ("running" if row.total is not None or row.done else "waiting")
             counts = f"{row.done}/{total}"
-            detail = row.current or (f"{row.passed} passed, {row.failed} failed" if row.exit_code is not None else "")
+            counts_text = f"{row.passed} passed, {row.failed} failed" if row.done else ""
+            detail = row.current if row.current and row.exit_code is None else counts_text
             table.add_row(row.name, counts, state, detail)
         return table
 
