@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +14,6 @@ import psutil
 from . import __version__
 from .config import ServerConfig
 from .sessions import SessionManager
-from .states import ENDED
 from .stats import Stats, StatsCollector
 from .store import Store
 from .tracker import Tracker
@@ -42,7 +42,9 @@ class ServerState:
 
     async def start(self) -> None:
         await self.manager.recover()
-        self.tasks.append(asyncio.get_running_loop().create_task(self._stall_sweep()))
+        loop = asyncio.get_running_loop()
+        self.tasks.append(loop.create_task(self._stall_sweep()))
+        self.tasks.append(loop.create_task(self._loop_lag_probe()))
 
     async def stop(self) -> None:
         for task in self.tasks:
@@ -59,6 +61,14 @@ class ServerState:
                     pass
             except Exception:  # noqa: BLE001 - the sweep must outlive one bad pass
                 log.exception("stall sweep failed")
+
+    async def _loop_lag_probe(self) -> None:
+        """How late the event loop wakes up: every ack and frame waits that long on top of its work."""
+        period = 0.1
+        while True:
+            t0 = time.perf_counter()
+            await asyncio.sleep(period)
+            self.stats.loop_lag(max(0.0, (time.perf_counter() - t0 - period) * 1000))
 
     # --- figures -------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -97,6 +107,8 @@ class ServerState:
             "high_latency_warnings": self.stats.high_latency_warnings,
             "stalled_transactions": self.tracker.stalled_count,
             "invalid_transitions": self.tracker.invalid_transitions,
+            "loop_lag_p95_ms": self.stats.loop_lag_p95_ms,
+            "loop_lag_max_ms": self.stats.loop_lag_max_ms,
             "alerts": alerts,
         }
 
@@ -125,7 +137,5 @@ class ServerState:
                                               self.tracker.invalid_transitions),
             "reference_avg_session_creation_ms": ("gauge", "Mean session creation time", s.avg_session_creation_ms),
             "reference_p95_final_latency_ms": ("gauge", "p95 of recent final latencies", s.p95_final_latency_ms),
+            "reference_loop_lag_p95_ms": ("gauge", "p95 event loop wake-up delay, last minute", s.loop_lag_p95_ms),
         }
-
-    def session_ended(self, state: str) -> bool:
-        return state in ENDED

@@ -51,6 +51,7 @@ class Stats:
         self._creation_sum_ms = 0.0
         self._final_latency_ms: deque[float] = deque(maxlen=2000)
         self._failed_at: deque[float] = deque()
+        self._loop_lag_ms: deque[float] = deque(maxlen=600)  # the last minute at 10 samples a second
         self.high_latency_warnings = 0
         self.alerts: dict[str, Alert] = {}
         self.registry = CollectorRegistry(auto_describe=True)
@@ -101,6 +102,17 @@ class Stats:
         while self._failed_at and self._failed_at[0] < cutoff:
             self._failed_at.popleft()
         return len(self._failed_at)
+
+    def loop_lag(self, ms: float) -> None:
+        self._loop_lag_ms.append(ms)
+
+    @property
+    def loop_lag_p95_ms(self) -> float:
+        return round(p95(list(self._loop_lag_ms)), 3)
+
+    @property
+    def loop_lag_max_ms(self) -> float:
+        return round(max(self._loop_lag_ms, default=0.0), 3)
 
     @property
     def avg_session_creation_ms(self) -> float:

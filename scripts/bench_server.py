@@ -143,11 +143,12 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=20.0, help="seconds of audio per stream")
     ap.add_argument("--ramp", type=float, default=3.0, help="seconds over which streams start")
     ap.add_argument("--client-procs", type=int, default=2)
+    ap.add_argument("--echo", action="store_true", help="show the server's output")
     args = ap.parse_args()
     if not (1 <= args.streams <= 1000 and 1 <= args.duration <= 300 and 1 <= args.creations <= 5000):
         ap.error("bounds: 1..1000 streams, 1..300 s duration, 1..5000 creations")
 
-    with ReferenceServer(engine="scripted", host="127.0.0.1",
+    with ReferenceServer(engine="scripted", host="127.0.0.1", echo=args.echo,
                          extra_args=["--max-sessions", str(args.streams + args.creations + 10)]) as srv:
         proc = psutil.Process(srv.pid)
         creation = asyncio.run(bench_creation(srv.url, srv.api_key, args.creations))
@@ -195,6 +196,7 @@ def main() -> int:
     print(row(f"ack latency ({args.streams} streams)", acks))
     print(row("  steady state (no start/finalize)", steady_acks))
     print(f"{'server p95 final latency':<34} {stats['p95_final_latency_ms']:>9.2f} ms (server-side)")
+    print(f"{'server event loop lag (last 60 s)':<34} p95 {stats['loop_lag_p95_ms']:.2f} ms, max {stats['loop_lag_max_ms']:.2f} ms")
     print(f"{'server CPU during streams':<34} {cpu:>9.1f} % of one core")
     print(f"{'server peak RSS':<34} {peak_rss / 1e6:>9.1f} MB")
     print(f"{'messages received':<34} {json.dumps(messages, sort_keys=True)}")
