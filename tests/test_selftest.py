@@ -118,6 +118,8 @@ def test_harness_run_suite_selftest(root, tmp_path, capsys):
     assert code == 0, text
     assert "Self-test: 1/1 defects caught" in text
     assert [r["defect"] for r in RunDir(out).records("selftest")] == ["health-lies"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["verdict"] == "pass" and summary["selftest"]["caught"] == 1  # the report agrees
 
 
 def test_selftest_refuses_a_user_target(root, tmp_path):
