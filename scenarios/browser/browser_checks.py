@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from harness.browser import BrowserSession, ConsoleEntry
+from harness.checks import latency as _latency
+from harness.checks import session as _session
 from harness.checks import text as _text
 from harness.checks._common import short, verdict
 from harness.checks.integrity import HypWord, align
@@ -29,20 +31,23 @@ NETWORK_NOISE = re.compile(r"net::ERR_|WebSocket connection to '[^']*' failed")
 
 # --- the wire, as a history ----------------------------------------------------------------------
 def fill_history(history: History, browser: BrowserSession, protocol: str = "reference",
-                 closes: Sequence[Any] = ()) -> History:
+                 sockets: Sequence[Any] = (), http: Sequence[Any] = ()) -> History:
     """Replace ``history``'s records with what the page sent and received (its fault windows stay).
 
-    Per socket: ``connect`` when the page opened it, ``connected`` at its first received message
-    (the handshake itself is not visible to Playwright), ``audio_sent`` per binary frame,
-    ``control_sent`` per text frame sent, ``event`` per message decoded with the client's codec.
-    Messages that do not decode are kept as notes, never dropped silently. ``closes`` (objects
-    with ``t_ns``, ``url``, ``code``, ``reason``, as reported by the page) become ``closed`` events.
+    Per socket: ``connect`` when the page opened it, ``connected`` when its handshake completed
+    (``sockets``: open/close reports from inside the page; without them, at its first message),
+    ``audio_sent`` per binary frame, ``control_sent`` per text frame sent, ``event`` per message
+    decoded with the client's codec, ``closed`` with the code the page saw. ``http`` calls of the
+    page become ``http`` records. Messages that do not decode are kept as notes, never dropped.
     """
     codec = get_codec(protocol)
     history.records.clear()
+    opens = _match_opens(browser, [e for e in sockets if e.kind == "open"])
     items: list[tuple[int, int, Any]] = [(s.opened_ns, 0, s) for s in browser.sockets]
     items += [(f.t_ns, 1, f) for f in browser.frames]
-    items += [(c.t_ns, 2, c) for c in closes]
+    items += [(e.t_ns, 2, e) for e in sockets if e.kind == "close"]
+    items += [(e.t_ns, 3, (index, e)) for index, e in opens.items()]
+    items += [(c.t_ns, 4, c) for c in http]
     items.sort(key=lambda item: (item[0], item[1]))
     if items:
         history.t0_ns = min(history.t0_ns, items[0][0])
@@ -55,7 +60,13 @@ def fill_history(history: History, browser: BrowserSession, protocol: str = "ref
             history.add("connect", t_ns=t_ns, attempt=item.index, url=item.url,
                         last_segment_id=_query_value(item.url, "last_segment_id"))
         elif order == 2:
-            history.add_event(Closed(item.code, item.reason), t_ns=t_ns)
+            history.add_event(Closed(int(item.value), item.reason), t_ns=t_ns)
+        elif order == 3:
+            index, event = item
+            history.add("connected", t_ns=t_ns, attempt=index, latency_ms=round(event.value, 3))
+        elif order == 4:
+            history.add("http", t_ns=t_ns, method=item.method, path=item.path, status=item.status,
+                        latency_ms=item.latency_ms, error=None if item.status else "no answer")
         elif item.direction == "sent" and item.kind == "binary":
             if protocol == "reference" and item.offset is not None:
                 history.add("audio_sent", t_ns=t_ns, offset=item.offset, length=item.size - HEADER_BYTES)
@@ -67,10 +78,10 @@ def fill_history(history: History, browser: BrowserSession, protocol: str = "ref
             msg = item.json()
             history.add("control_sent", t_ns=t_ns, message=(msg or {}).get("type") or item.text)
         elif item.kind == "text" and item.text is not None:
-            if item.socket not in heard:
-                heard.add(item.socket)
+            if item.socket not in heard and not sockets:
                 latency = (t_ns - opened.get(item.socket, t_ns)) / 1e6
                 history.add("connected", t_ns=t_ns, attempt=item.socket, latency_ms=round(latency, 3))
+            heard.add(item.socket)
             try:
                 events = codec.decode(item.text)
             except Exception as exc:  # a truncated or foreign message: keep it visible
@@ -82,6 +93,19 @@ def fill_history(history: History, browser: BrowserSession, protocol: str = "ref
                 if isinstance(event, Ready) and event.session_id:
                     history.session_id = history.session_id or event.session_id
     return history
+
+
+def _match_opens(browser: BrowserSession, opens: Sequence[Any]) -> dict[int, Any]:
+    """Which socket each in-page "open" report belongs to: the latest one with that URL opened
+    before it and not yet closed (refused attempts to the same URL closed before it opened)."""
+    out: dict[int, Any] = {}
+    for event in opens:
+        candidates = [s for s in browser.sockets
+                      if s.url == event.url and s.index not in out and s.opened_ns <= event.t_ns
+                      and (s.closed_ns is None or s.closed_ns >= event.t_ns)]
+        if candidates:
+            out[candidates[-1].index] = event
+    return out
 
 
 def _query_value(url: str, key: str) -> str | None:
@@ -113,7 +137,7 @@ def console(entries: Sequence[ConsoleEntry], who: str, allow_network_errors: boo
 
 def storage(snapshots: Sequence[tuple[str, dict[str, Any]]], who: str, transcript: str = "") -> Verdict:
     """Nothing in localStorage, sessionStorage or IndexedDB at any of the ``snapshots`` (when, dump)."""
-    found: list[str] = []
+    found: dict[str, list[str]] = {}  # what is stored -> when it was seen
     phi = False
     words = set(_text.words(transcript))
     for when, dump in snapshots:
@@ -122,18 +146,19 @@ def storage(snapshots: Sequence[tuple[str, dict[str, Any]]], who: str, transcrip
                 held = words & set(_text.words(str(value)))
                 phi = phi or bool(held)
                 what = f"holds transcript words {sorted(held)[:5]}" if held else f"= {str(value)[:60]!r}"
-                found.append(f"{when}: {area}[{key!r}] {what}")
+                found.setdefault(f"{area}[{key!r}] {what}", []).append(when)
         databases = dump.get("indexedDB")
         if databases is None:
-            found.append(f"{when}: IndexedDB could not be listed")
+            found.setdefault("IndexedDB could not be listed", []).append(when)
         for name in databases or []:
-            found.append(f"{when}: IndexedDB database {name!r}")
+            found.setdefault(f"IndexedDB database {name!r}", []).append(when)
     evidence = {"snapshots": [{"when": w, **d} for w, d in snapshots]}
     if not snapshots:
         return verdict("browser.storage", Status.UNKNOWN, f"{who}: browser storage was never read", {}, evidence)
     if found:
         lead = "the transcript is kept in browser storage" if phi else "the page keeps data in browser storage"
-        return verdict("browser.storage", Status.FAIL, f"{who}: {lead}: " + short(found, 3), {}, evidence)
+        items = [f"{what} ({', '.join(whens)})" for what, whens in found.items()]
+        return verdict("browser.storage", Status.FAIL, f"{who}: {lead}: " + short(items, 3), {}, evidence)
     return verdict("browser.storage", Status.PASS,
                    f"{who}: localStorage, sessionStorage and IndexedDB empty ({', '.join(w for w, _ in snapshots)})",
                    {}, evidence)
@@ -264,3 +289,44 @@ def layout(boxes: dict[str, dict[str, Any] | None], viewport: dict[str, int], sc
         return verdict("browser.layout", Status.FAIL, f"{who}: {where}: " + short(problems, 4), {}, evidence)
     return verdict("browser.layout", Status.PASS,
                    f"{who}: {where}: {', '.join(boxes)} visible within {width}x{viewport['height']}", {}, evidence)
+
+
+def session_create(history: History, pattern: re.Pattern[str] | None, who: str) -> Verdict:
+    """The page's session-creating POST, timed by the browser (``session_create_ms``)."""
+    name = "browser.session_create"
+    if pattern is None:
+        return verdict(name, Status.UNKNOWN, f"{who}: the client config names no session_create path", {})
+    calls = [r.data for r in history.of_kind("http")
+             if str(r.data.get("method")).upper() == "POST" and pattern.search(str(r.data.get("path", "")).split("?")[0])]
+    samples = [float(c["latency_ms"]) for c in calls
+               if c.get("status") and 200 <= int(c["status"]) < 300 and c.get("latency_ms") is not None]
+    evidence = {"calls": calls}
+    if not calls:
+        return verdict(name, Status.UNKNOWN, f"{who}: no POST matching {pattern.pattern!r} was seen",
+                       {"session_create_ms": []}, evidence)
+    if not samples:
+        return verdict(name, Status.FAIL, f"{who}: session creation failed: " + short([str(c.get("status")) for c in calls], 3),
+                       {"session_create_ms": []}, evidence)
+    return verdict(name, Status.PASS, f"{who}: session created in {max(samples):.0f} ms",
+                   {"session_create_ms": samples}, evidence)
+
+
+def latencies(history: History, config: Any, who: str, speech: bool = False) -> list[Verdict]:
+    """What a user of the page waited for: session creation, stream handshakes, the pipeline after
+    Stop, and either the first words (real speech) or each final (scripted sessions, outside
+    fault windows).
+
+    A real-speech session's final latency is left out: a speech engine holds a final until its
+    endpointer has heard a pause (about 0.9-1.0 s for PocketSphinx here, in the browser as in the
+    conformance suite's driver sessions), which conformance already measures; this suite's final
+    latency samples are the page's own delay on the scripted sessions.
+    """
+    out = [session_create(history, config.session_create, who), _latency.connect(history),
+           _latency.pipeline_latency(history)]
+    out.append(_latency.first_partial(history) if speech else _latency.final_latency(history))
+    return out
+
+
+def success(history: History, verdicts: Sequence[Verdict]) -> Verdict:
+    """``session_success``: the session ended with close 1000 and none of ``verdicts`` failed."""
+    return _session.session_success(history, list(verdicts))

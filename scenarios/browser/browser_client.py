@@ -52,6 +52,7 @@ class ClientConfig:
     microphone_denied: str
     session_page: SessionPageConfig
     ready: str | None = None
+    session_create: re.Pattern[str] | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def page_url(self, base_url: str, options: LiveOptions | None = None, allow_remote: bool = False) -> str:
@@ -105,6 +106,11 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ClientConfig:
         raise ClientConfigError(f"{source}: [session_page] url is not a regular expression: {exc}") from exc
     if url_re.groups < 1:
         raise ClientConfigError(f"{source}: [session_page] url needs a group that captures the session id")
+    create = _string(client, "session_create", "client", source, required=False)
+    try:
+        create_re = re.compile(create) if create else None
+    except re.error as exc:
+        raise ClientConfigError(f"{source}: [client] session_create is not a regular expression: {exc}") from exc
     steps = page.get("steps")
     if not isinstance(steps, list) or not steps or not all(isinstance(s, str) and s for s in steps):
         raise ClientConfigError(f"{source}: [session_page] steps must be a non-empty list of names, got {steps!r}")
@@ -117,6 +123,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> ClientConfig:
         path=_string(client, "path", "client", source),  # type: ignore[arg-type]
         ready=_string(client, "ready", "client", source, required=False),
         query_options=query_options,
+        session_create=create_re,
         protocol=_string(client, "protocol", "client", source, required=False) or "reference",
         selectors={k: _string(selectors, k, "selectors", source) for k in SELECTOR_KEYS},  # type: ignore[misc]
         status={k: _string(status, k, "status", source) for k in STATUS_KEYS},  # type: ignore[misc]
@@ -154,9 +161,10 @@ _STATUS_WATCH_JS = """
 """
 
 
-# Reports every WebSocket's close code (Playwright's close event has none), so the history read
-# off the wire has the closes a driver would see: 1000 at the end, 1006 at a cut, 1001 at SIGTERM.
-_CLOSE_WATCH_JS = """
+# Reports every WebSocket's handshake time and close code from inside the page (Playwright's
+# WebSocket events have neither), so the history read off the wire has what a driver records:
+# connect latency, and the close (1000 at the end, 1006 at a cut, 1001 at SIGTERM).
+_SOCKET_WATCH_JS = """
 (() => {
   const Native = window.WebSocket;
   if (!Native || Native.__harnessWatched) return;
@@ -164,9 +172,10 @@ _CLOSE_WATCH_JS = """
     constructor(url, protocols) {
       super(url, protocols);
       const where = this.url;
-      this.addEventListener("close", (event) => {
-        try { window.__harnessSocketClosed(where, event.code, event.reason || ""); } catch (err) {}
-      });
+      const t0 = performance.now();
+      const report = (...args) => { try { window.__harnessSocket(...args); } catch (err) {} };
+      this.addEventListener("open", () => report("open", where, performance.now() - t0, ""));
+      this.addEventListener("close", (event) => report("close", where, event.code, event.reason || ""));
     }
   }
   Watched.__harnessWatched = true;
@@ -176,11 +185,21 @@ _CLOSE_WATCH_JS = """
 
 
 @dataclass
-class SocketClose:
+class SocketEvent:
     t_ns: int
+    kind: str  # "open" (value: handshake ms, measured in the page) | "close" (value: close code)
     url: str  # access token redacted
-    code: int
-    reason: str
+    value: float
+    reason: str = ""
+
+
+@dataclass
+class HttpCall:
+    t_ns: int  # when the answer was complete
+    method: str
+    path: str  # path and query, access token redacted
+    status: int | None
+    latency_ms: float | None
 
 
 class WebClient:
@@ -197,7 +216,8 @@ class WebClient:
         self.allow_remote = allow_remote
         self.sel = config.selectors
         self.status_log: list[tuple[int, str]] = []
-        self.closes: list[SocketClose] = []
+        self.sockets: list[SocketEvent] = []
+        self.http: list[HttpCall] = []
         self.session_id: str | None = None
         self._watching = False
 
@@ -212,14 +232,34 @@ class WebClient:
         await self.browser.context.expose_function("__harnessStatus", self._on_status)
         selector = self.sel["status"]
         await self.browser.context.add_init_script(script=f"({_STATUS_WATCH_JS})({selector!r})")
-        await self.browser.context.expose_function("__harnessSocketClosed", self._on_close)
-        await self.browser.context.add_init_script(script=_CLOSE_WATCH_JS)
+        await self.browser.context.expose_function("__harnessSocket", self._on_socket)
+        await self.browser.context.add_init_script(script=_SOCKET_WATCH_JS)
+        self.browser.context.on("requestfinished", self._on_request)
+        self.browser.context.on("requestfailed", self._on_request)
 
     def _on_status(self, text: str) -> None:
         self.status_log.append((time.monotonic_ns(), text))
 
-    def _on_close(self, url: str, code: int, reason: str) -> None:
-        self.closes.append(SocketClose(time.monotonic_ns(), redact(url), int(code), str(reason)))
+    def _on_socket(self, kind: str, url: str, value: float, reason: str) -> None:
+        self.sockets.append(SocketEvent(time.monotonic_ns(), kind, redact(url), float(value), str(reason)))
+
+    async def _on_request(self, request) -> None:
+        """The page's own calls (fetch/XHR), timed by the browser: request start -> response end."""
+        if request.resource_type not in ("fetch", "xhr"):
+            return
+        t_ns = time.monotonic_ns()
+        parts = urlsplit(request.url)
+        path = redact(parts.path + (f"?{parts.query}" if parts.query else ""))
+        status = latency = None
+        if request.failure is None:
+            try:
+                response = await request.response()
+                status = response.status if response else None
+            except Exception:
+                status = None  # the page navigated away while the answer was read
+            end = (request.timing or {}).get("responseEnd", -1)
+            latency = round(end, 3) if end is not None and end >= 0 else None
+        self.http.append(HttpCall(t_ns, request.method, path, status, latency))
 
     def statuses(self) -> list[str]:
         """Every status text shown, in order, with repeats of the same text folded."""

@@ -58,7 +58,8 @@ class BrowserRun:
 
     def sync_history(self) -> History:
         """Re-read the wire into the history (call before checks that read it)."""
-        return fill_history(self.history, self.browser, self.client.config.protocol, self.client.closes)
+        c = self.client
+        return fill_history(self.history, self.browser, c.config.protocol, c.sockets, c.http)
 
     async def snapshot(self) -> str:
         """What the page shows now, for a failure message."""
@@ -87,6 +88,8 @@ class BrowserRun:
         except (PlaywrightTimeout, TimeoutError) as exc:
             self.sync_history()  # names the session in the message when the page had one
             detail = await self.snapshot()
+            if not isinstance(exc, PlaywrightTimeout):  # our own waits say what they saw
+                detail = f"{exc}; {detail}"
             self.check(Verdict(name, Status.FAIL, f"{self.who}: {symptom} ({detail})",
                                evidence={"timeout": str(exc).splitlines()[0], "statuses": self.client.statuses()}))
             raise ScenarioStopped(symptom) from exc
@@ -120,6 +123,27 @@ async def wait_audio_sent(run: BrowserRun, seconds: float, timeout_s: float = 30
             raise TimeoutError(f"{sent} of {want} audio bytes sent after {timeout_s:.0f} s")
         await asyncio.sleep(0.1)
     return sent
+
+
+async def wait_reconnected(run: BrowserRun, timeout_s: float = 15.0, give_up_offline_s: float = 3.0) -> None:
+    """After a fault ended: wait for Connected. A page that sits Offline for ``give_up_offline_s``
+    without opening a new WebSocket has given up, and is reported without waiting longer."""
+    c, status = run.client, run.client.config.status
+    sockets_before = len(run.browser.sockets)
+    start = time.monotonic()
+    offline_since: float | None = None
+    while (now := time.monotonic()) - start < timeout_s:
+        shown = await c.status()
+        if shown == status["connected"]:
+            return
+        if shown == status["offline"] and len(run.browser.sockets) == sockets_before:
+            offline_since = offline_since or now
+            if now - offline_since >= give_up_offline_s:
+                raise TimeoutError(f"offline for {give_up_offline_s:.0f} s with no new connection attempt")
+        else:
+            offline_since = None
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"not connected {timeout_s:.0f} s after the fault ended")
 
 
 @contextlib.asynccontextmanager

@@ -49,6 +49,10 @@ async def test_mobile_viewport(scenario, chromium_for, client_config, base_url, 
         sp = client_config.session_page
         run.check(await layout_verdict(run, {s: sp.result.replace("{step}", s) for s in sp.steps}, "the session page"))
         run.check(bc.session_page(results, run.who))
-        run.check(bc.screen_matches_wire(await c.session_finals(), run.sync_history(), run.who, "the session page"))
+        h = run.sync_history()
+        run.check(bc.screen_matches_wire(await c.session_finals(), h, run.who, "the session page"))
         run.check(bc.console(run.browser.console, run.who))
+        for v in bc.latencies(h, client_config, run.who):
+            run.check(v)
+        run.check(bc.success(h, scenario.verdicts))
     scenario.verify()

@@ -61,4 +61,7 @@ async def test_recording_flow(scenario, chromium_for, client_config, base_url, m
         run.check(accuracy.wer(h, fx.text, max_wer=MAX_WER))
         run.check(lifecycle.pipeline_events(h))
         run.check(bc.console(run.browser.console, run.who))
+        for v in bc.latencies(h, client_config, run.who, speech=True):
+            run.check(v)
+        run.check(bc.success(h, scenario.verdicts))
     scenario.verify()

@@ -13,10 +13,10 @@ import asyncio
 
 import browser_checks as bc
 import pytest
-from browser_kit import recorded_browser, wait_audio_sent
+from browser_kit import recorded_browser, wait_audio_sent, wait_reconnected
 
 from harness.browser import LiveOptions
-from harness.checks import integrity
+from harness.checks import integrity, recovery
 
 FIXTURE = "meeting-01-rms"
 SCRIPT = "alpha bravo charlie delta echo foxtrot golf hotel"
@@ -47,7 +47,7 @@ async def test_server_restart_mid_recording(how, scenario, chromium_for, client_
         with run.history.fault("restart", target="reference-server", signal="SIGTERM" if graceful else "SIGKILL"):
             await asyncio.to_thread(server.stop if graceful else server.kill)
             await asyncio.to_thread(server.start)
-        await run.step("browser.reconnect", c.wait_status(status["connected"], timeout_s=20),
+        await run.step("browser.reconnect", wait_reconnected(run, timeout_s=20),
                        f"the page did not reconnect after the server restarted ({how})")
         sent = bc.audio_bytes(run.sync_history())
         run.check(bc.reconnect(c.statuses(), status, len(run.browser.sockets), run.who, after_index=mark))
@@ -67,4 +67,8 @@ async def test_server_restart_mid_recording(how, scenario, chromium_for, client_
         for v in integrity.all_checks(h, expected):
             run.check(v)
         run.check(bc.console(run.browser.console, run.who, allow_network_errors=True))
+        run.check(recovery.recovery(h))
+        for v in bc.latencies(h, client_config, run.who):
+            run.check(v)
+        run.check(bc.success(h, scenario.verdicts))
     scenario.verify()

@@ -44,4 +44,7 @@ async def test_nothing_in_browser_storage(scenario, chromium_for, client_config,
         h = run.sync_history()
         run.check(bc.storage(snapshots, run.who, transcript=h.transcript() or SCRIPT))
         run.check(bc.console(run.browser.console, run.who))
+        for v in bc.latencies(h, client_config, run.who):
+            run.check(v)
+        run.check(bc.success(h, scenario.verdicts))
     scenario.verify()

@@ -13,11 +13,11 @@ import os
 
 import browser_checks as bc
 import pytest
-from browser_kit import recorded_browser, wait_audio_sent
+from browser_kit import recorded_browser, wait_audio_sent, wait_reconnected
 from stream_cut import RouteCut, ToxiproxyCut
 
 from harness.browser import LiveOptions
-from harness.checks import integrity
+from harness.checks import integrity, recovery
 
 FIXTURE = "meeting-01-rms"
 SCRIPT = "alpha bravo charlie delta echo foxtrot golf hotel"
@@ -60,7 +60,7 @@ async def test_stream_cut_mid_recording(scenario, chromium_for, client_config, t
 
             mark = len(c.statuses())
             await cutter.cut(CUT_S, run.history)
-            await run.step("browser.reconnect", c.wait_status(status["connected"], timeout_s=15),
+            await run.step("browser.reconnect", wait_reconnected(run, timeout_s=20),
                            "the page did not reconnect after the stream was cut")
             sent = bc.audio_bytes(run.sync_history())
             run.check(bc.reconnect(c.statuses(), status, len(run.browser.sockets), run.who, after_index=mark))
@@ -79,6 +79,10 @@ async def test_stream_cut_mid_recording(scenario, chromium_for, client_config, t
             for v in integrity.all_checks(h, expected):
                 run.check(v)
             run.check(bc.console(run.browser.console, run.who, allow_network_errors=True))
+            run.check(recovery.recovery(h))
+            for v in bc.latencies(h, client_config, run.who):
+                run.check(v)
+            run.check(bc.success(h, scenario.verdicts))
     finally:
         await cutter.close()
     scenario.verify()
