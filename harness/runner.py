@@ -163,12 +163,23 @@ class SuiteOutcome:
             return f"pytest exited with code {self.exit_code} (usage error, interrupted or internal error)"
         for text in self.errors:
             if any(m in text for m in HARNESS_ERROR_MARKERS):
-                # pytest's "E   ServiceError: ..." lines carry the message; the location line does not
+                # pytest's "E   ServiceError: ..." lines carry the message (the first one and the
+                # lines that continue it, e.g. the server's own output); the location line does not
                 lines = text.splitlines()
-                exc_lines = [ln[1:].strip() for ln in lines if ln.startswith("E ")
-                             and any(m in ln for m in HARNESS_ERROR_MARKERS)]
-                marked = [ln.strip() for ln in lines if any(m in ln for m in HARNESS_ERROR_MARKERS)]
-                return (exc_lines or marked or lines[-1:] or [text])[0][:500]
+                start = next((i for i, ln in enumerate(lines) if ln.startswith("E ")
+                              and any(m in ln for m in HARNESS_ERROR_MARKERS)), None)
+                if start is None:
+                    marked = [ln.strip() for ln in lines if any(m in ln for m in HARNESS_ERROR_MARKERS)]
+                    return (marked or lines[-1:] or [text])[0][:500]
+                block = []
+                for ln in lines[start:start + 60]:
+                    if not ln.startswith("E "):
+                        break
+                    if ln[1:].strip():
+                        block.append(ln[1:].strip())
+                # the exception's own line, then any line of the output that says what the error was
+                said = [ln for ln in block[1:] if "error" in ln.lower()]
+                return " ".join(block[:1] + (said[-1:] if said else block[1:3]))[:800]
         return None
 
     def status_word(self) -> str:
@@ -400,6 +411,10 @@ def main(args: argparse.Namespace) -> int:
     _validate(args)
     root = Path(args.scenarios) if args.scenarios else default_scenarios_root()
     suites = resolve_suites(args.suite, args.profile, root)
+    if SELFTEST in suites:
+        from harness import selftest
+
+        selftest.plan(root, args.profile, tuple(args.defect))  # unknown defect names stop the run here
     run = RunDir.create(args.out)
     options = PytestOptions(target=args.target, api_key=args.api_key, protocol=args.protocol,
                             profile=args.profile, slo=args.slo, defects=tuple(args.defect), engine=args.engine,
@@ -475,8 +490,9 @@ def exit_code(run: Any, outcomes: Sequence[SuiteOutcome], slo_lines: Sequence[Sl
               selftest_summary: Any = None) -> int:
     if any(o.harness_error for o in outcomes):
         return EXIT_HARNESS_ERROR
-    if selftest_summary is not None and getattr(selftest_summary, "harness_error", None):
-        return EXIT_HARNESS_ERROR
+    if selftest_summary is not None and (selftest_summary.harness_error
+                                         or any(r.harness_error for r in selftest_summary.results)):
+        return EXIT_HARNESS_ERROR  # a defect's run could not start: nothing was learned about it
     failed = any(o.exit_code != PYTEST_OK for o in outcomes)
     failed = failed or any(line.status != "pass" for line in slo_lines)
     failed = failed or bool(failing_scenarios(run))
@@ -492,7 +508,9 @@ def print_summary(run: Any, outcomes: Sequence[SuiteOutcome], slo_lines: Sequenc
     verdict = {EXIT_PASS: "PASS", EXIT_FAIL: "FAIL", EXIT_HARNESS_ERROR: "HARNESS ERROR"}[code]
     w()
     w(f"== {verdict} ==")
-    if slo_lines:
+    if code == EXIT_HARNESS_ERROR:
+        w("SLOs: not judged (the run could not complete; see the harness error below)")
+    elif slo_lines:
         w(f"SLOs ({slo_path}):")
         for line in slo_lines:
             w(f"  {line.status.upper():8} {line.name}" + (f"  {line.detail}" if line.detail else ""))
