@@ -237,29 +237,30 @@ def run_selftest(run: Any, root: Path, options: Any, *, only: tuple[str, ...] | 
     base = run.path / "artifacts" / "selftest"
     healthy_opts = replace(options, defects=())
 
-    with Progress(["healthy", *runs], stream=stream) as progress:
+    # The healthy baseline: the same selection, no defect; reused from the main run when it has it.
+    healthy = _healthy_statuses(run)
+    needed_suites = sorted({s for suites in runs.values() for s in suites})
+    missing = [s for s in needed_suites if not any(k.startswith(f"{s}/") for k in healthy)]
+
+    with Progress((["healthy"] if missing else []) + list(runs), stream=stream) as progress:
         lock = threading.Lock()
 
         def report(outcome: SuiteOutcome) -> None:
             with lock:
                 progress.update(outcome)
 
-        # The healthy baseline: the same selection, no defect; reused from the main run when it has it.
-        healthy = _healthy_statuses(run)
-        needed_suites = sorted({s for suites in runs.values() for s in suites})
-        missing = [s for s in needed_suites if not any(k.startswith(f"{s}/") for k in healthy)]
         if missing:
             hdir = _prepare_run_dir(base / "healthy")
             outcome = run_pytest("healthy", [root / s for s in missing], hdir, healthy_opts,
                                  log_path=hdir / "pytest.log", on_progress=report, timeout_s=DEFECT_TIMEOUT_S,
                                  extra=["-p", "harness.selftest", "--catches", ",".join(runs)])
             if outcome.harness_error:
-                summary.harness_error = f"the healthy baseline could not run: {outcome.harness_error} (log {outcome.log})"
+                summary.harness_error = (f"the healthy baseline could not run: {outcome.harness_error} "
+                                         f"(log {run.relative(outcome.log)})")
+                return summary  # without a baseline no catch can be told from a broken scenario
             for rec in _scenario_records(hdir):
                 if rec.get("record") == "scenario":
                     healthy[f"{rec.get('suite')}/{rec.get('scenario')}"] = rec.get("status", "unknown")
-        else:
-            report(SuiteOutcome(name="healthy", total=0, exit_code=0))
 
         def one(defect: str) -> DefectResult:
             ddir = _prepare_run_dir(base / defect)
