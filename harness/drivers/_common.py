@@ -71,7 +71,11 @@ def close_info(exc: ConnectionClosed | None, close_code: int | None = None, clos
 def handshake_failure(exc: BaseException) -> tuple[str, int | None]:
     """A connect exception as (message, HTTP status or None)."""
     if isinstance(exc, InvalidStatus):
-        return f"server rejected the handshake: HTTP {exc.response.status_code}", exc.response.status_code
+        response = exc.response
+        # Say why, when the server said: Deepgram puts it in dg-error, others in the body.
+        why = response.headers.get("dg-error") or (response.body or b"").decode("utf-8", "replace").strip()
+        detail = f": {why[:300]}" if why else ""
+        return f"server rejected the handshake: HTTP {response.status_code}{detail}", response.status_code
     if isinstance(exc, TimeoutError):
         return "timed out during the opening handshake", None
     return f"{type(exc).__name__}: {exc}", None

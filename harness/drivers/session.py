@@ -523,7 +523,7 @@ class SessionCore:
 
     def on_connect_failed(self, error: str, status: int | None, attempt: int) -> None:
         self.history.add("connect_failed", attempt=attempt, error=error, status=status)
-        if status in (401, 403, 404):
+        if status in (400, 401, 403, 404):  # bad parameters or credentials: retrying cannot help
             self.fail(f"stream handshake refused with HTTP {status}: {error}")
             self._finish()
             return

@@ -98,6 +98,12 @@ class DeepgramCodec:
             query["utterance_end_ms"] = int(p.utterance_end_ms)
         if p.vad_events:
             query["vad_events"] = "true"
+        if p.script:
+            # Reference-server extension: Deepgram's `model` picks the engine, and the scripted
+            # engine (a test double) needs its script. A real Deepgram ignores neither silently,
+            # so these are sent only when a script was asked for.
+            query["model"] = p.engine
+            query["script"] = p.script
         return ConnectRequest(
             f"{target.ws_base}{self.stream_path}?{urlencode(query)}", {"Authorization": f"Token {target.api_key}"}
         )

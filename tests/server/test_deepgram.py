@@ -22,7 +22,6 @@ from harness.checks.accuracy import word_error_rate
 from harness.drivers.asyncio_driver import AsyncSessionClient
 from harness.drivers.session import SessionOutcome, SessionPlan
 from harness.protocols import SessionParams, StreamTarget, get_codec
-from harness.protocols.base import ConnectRequest, SessionInfo
 from harness.protocols.deepgram import DeepgramCodec
 from harness.protocols.events import Closed, Info
 from harness.services import ReferenceServer
@@ -45,17 +44,6 @@ def impatient_server() -> Iterator[ReferenceServer]:
     """NET-0001 after 1 s instead of Deepgram's 10 s."""
     with ReferenceServer(engine="scripted", extra_args=["--deepgram-timeout-s", "1"]) as srv:
         yield srv
-
-
-class ScriptedDeepgramCodec(DeepgramCodec):
-    """The harness codec plus the reference server's extension parameters (``model`` naming an
-    engine, ``script``), which a real Deepgram would not take: how a test picks the scripted engine."""
-
-    def connect_request(self, target: StreamTarget, session: SessionInfo, resume_offset: int | None = None,
-                        last_segment_id: int | None = None) -> ConnectRequest:
-        request = super().connect_request(target, session, resume_offset, last_segment_id)
-        extra = urlencode({"model": session.params.engine, "script": session.params.script or ""})
-        return ConnectRequest(f"{request.url}&{extra}", request.headers, request.subprotocols)
 
 
 def target(srv: ReferenceServer) -> StreamTarget:
@@ -135,7 +123,7 @@ async def test_scripted_words_are_exact_through_the_harness_client(server: Refer
     pcm = silence(23 * WORD_BYTES + 1000)  # 23 whole words and a piece of one, never emitted
     params = SessionParams(engine="scripted", script=SCRIPT, vad_events=True, utterance_end_ms=1000)
     plan = SessionPlan(pcm=pcm, params=params, pace=0, seed=1)
-    out = await AsyncSessionClient(ScriptedDeepgramCodec(), target(server), plan).run()
+    out = await AsyncSessionClient(DeepgramCodec(), target(server), plan).run()
 
     assert out.ok, out.error
     assert out.transcript.split() == expected_words(23)
@@ -161,7 +149,7 @@ async def test_net_0001_after_silence_reaches_the_client_and_the_session_is_fina
     params = SessionParams(engine="scripted", script=SCRIPT)
     plan = SessionPlan(pcm=silence(3 * WORD_BYTES), params=params, pace=0, seed=1, finalize="none", linger_s=4,
                        keepalive_s=None, max_reconnects=0)
-    out = await AsyncSessionClient(ScriptedDeepgramCodec(), target(impatient_server), plan).run()
+    out = await AsyncSessionClient(DeepgramCodec(), target(impatient_server), plan).run()
 
     assert not out.ok and out.close_code == 1011
     errors = [e for _, e in out.history.events("error")]
