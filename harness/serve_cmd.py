@@ -29,7 +29,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 def build_command(args: argparse.Namespace) -> list[str]:
     key = args.api_key or os.environ.get("REFERENCE_API_KEY") or secrets.token_urlsafe(18)
     cmd = [sys.executable, "-m", "reference_server", "--host", args.host, "--port", str(args.port),
-           "--engine", args.engine, "--db", args.db, "--api-key", key]
+           "--engine", args.engine, "--db", args.db, f"--api-key={key}"]
     for defect in args.defect:
         cmd += ["--defect", defect]
     if args.test_hooks:

@@ -116,7 +116,7 @@ class ReferenceServer:
 
     def command(self) -> list[str]:
         cmd = [self.python, "-m", "reference_server", "--host", self.host, "--port", str(self.port),
-               "--engine", self.engine, "--db", str(self.db_path), "--api-key", self.api_key]
+               "--engine", self.engine, "--db", str(self.db_path), f"--api-key={self.api_key}"]
         for defect in self.defects:
             cmd += ["--defect", defect]
         if self.test_hooks:
