@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import pytest
 from conformance_kit import (
+    PIPELINE_TIMEOUT_S,
     SCRIPT,
     connect,
     driver_verdict,
@@ -96,7 +97,7 @@ async def _after_finalize(target, scenario) -> None:
         await wait_acked(stream, len(pcm))
         await stream.send_control("finalize")
         await stream.send_audio(len(pcm), pcm[:3200])
-        answer = await stream.recv_until(lambda e: isinstance(e, (Error, Closed)), timeout=20)
+        answer = await _answer(stream, timeout=PIPELINE_TIMEOUT_S)
         scenario.check(conformance.error_answer("audio after finalize", answer, ["session_closed"], [4410],
                                                 who=f"session {session.session_id}"))
         await drain_to_close(stream)

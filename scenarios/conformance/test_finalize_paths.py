@@ -11,6 +11,7 @@ import asyncio
 
 import pytest
 from conformance_kit import (
+    PIPELINE_TIMEOUT_S,
     SCRIPT,
     WORD_BYTES,
     connect,
@@ -36,7 +37,8 @@ WORDS = 7  # one final of 5 words while streaming, 2 more at finalize
 
 async def _planned(scenario, target, finalize: str):
     h = scenario.history(finalize_path=finalize, script=SCRIPT, expected_text=" ".join(expected_words(WORDS)))
-    plan = SessionPlan(pcm=scripted_pcm(WORDS), params=scripted_params(), pace=0, finalize=finalize)
+    plan = SessionPlan(pcm=scripted_pcm(WORDS), params=scripted_params(), pace=0, finalize=finalize,
+                       finish_timeout_s=PIPELINE_TIMEOUT_S)
     outcome = await run_session(target, plan, h)
     return h, outcome
 

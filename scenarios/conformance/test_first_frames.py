@@ -28,22 +28,22 @@ from harness.protocols.events import Closed
 
 WORDS = 8
 FRAME = 3200  # 100 ms
-BURST = 4  # first frames sent together
+BURST, BURST_FRAME = 20, 640  # the first 400 ms as 20 frames of 20 ms, sent together
 
 
 @pytest.mark.reference_only
 @pytest.mark.catches("duplicate-engine-race")
-async def test_two_first_frames_on_one_stream(scenario, target):
+async def test_first_frames_in_one_burst(scenario, target):
     h = scenario.history(script=SCRIPT, expected_text=" ".join(expected_words(WORDS)), race="one stream")
     session = await new_session(target, h)
     pcm = scripted_pcm(WORDS)
     stream = await connect(target, session, h)
     async with stream:
-        await expect_ready(stream)
-        # The first frames leave in one burst, so they reach the server while its engine is opening.
-        burst = range(0, BURST * FRAME, FRAME)
-        await asyncio.gather(*[stream.send_audio(o, pcm[o:o + FRAME]) for o in burst])
-        await send_all(stream, pcm, chunk=FRAME, start=BURST * FRAME)
+        # The first frames leave in one burst as soon as the stream is open, so they wait in the
+        # server's queue together and are all taken while its engine is still opening.
+        burst = range(0, BURST * BURST_FRAME, BURST_FRAME)
+        await asyncio.gather(*[stream.send_audio(o, pcm[o:o + BURST_FRAME]) for o in burst])
+        await send_all(stream, pcm, chunk=FRAME, start=BURST * BURST_FRAME)
         await wait_acked(stream, len(pcm))
         await stream.send_control("finalize")
         await drain_to_close(stream)
