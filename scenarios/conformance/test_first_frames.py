@@ -15,7 +15,6 @@ from conformance_kit import (
     SCRIPT,
     connect,
     drain_to_close,
-    expect_ready,
     expected_words,
     new_session,
     scripted_pcm,
