@@ -94,7 +94,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     load.add_argument("--chunk-ms", type=float, default=100.0)
     load.add_argument("--think-s", type=float, default=0.2, help="pause between a user's sessions")
     load.add_argument("--max-users", type=int, default=HARD_MAX_USERS, help="hard cap per Locust process (web UI too)")
-    load.add_argument("--max-pacing-p99-ms", type=float, default=50.0,
+    load.add_argument("--max-pacing-p99-ms", type=float, default=100.0,
                       help="pacing error p99 above which the run is unknown: the generator fell behind")
 
     dist = p.add_argument_group("distributed")

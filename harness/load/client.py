@@ -51,6 +51,20 @@ class LoadSessionClient(SyncSessionClient):
     def pacing_errors_ms(self) -> list[float]:
         return list(self.core.pacer.errors_ms)
 
+    def release(self) -> None:
+        """Drop the session's state once its samples are written.
+
+        The session core is a reference cycle (its pacer's clock is a closure over the core), so
+        without this its whole history would wait for a full garbage collection; the load process
+        keeps those rare (they pause every stream for 100 ms and more at a few hundred streams),
+        so the history must go by reference counting, now.
+        """
+        history = self.core.history
+        history.records.clear()
+        history.faults.clear()
+        self.core.__dict__.clear()
+        self._ws = None
+
 
 @dataclass(frozen=True)
 class SessionSpec:

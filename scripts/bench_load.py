@@ -1,0 +1,145 @@
+#!/usr/bin/env python
+"""Is the load generator ever the bottleneck? Drive N concurrent real-time streams from one Locust
+process and measure how late it sends audio (pacing error), how busy it is, and how noisy the
+machine itself is.
+
+    .venv/bin/python scripts/bench_load.py --users 200 --duration 60
+
+It runs ``harness load --headless`` (scripted engine, the one-minute conversation so every user
+streams continuously) and, alongside it:
+
+* a probe process that sleeps in 100 ms steps and records how late it wakes: the machine's own
+  scheduling noise, the floor under any pacing figure on a shared box;
+* psutil samplers of the CPU of the Locust process(es) and of the server (100 % = one core).
+
+It prints the figures and writes them to ``<run dir>/artifacts/load/bench_load.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def probe(seconds: float, period_s: float = 0.1) -> None:
+    """Print one JSON line: wake-up lateness percentiles of a plain sleep loop."""
+    errors = []
+    t0 = time.monotonic()
+    n = int(seconds / period_s)
+    for i in range(1, n + 1):
+        due = t0 + i * period_s
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        errors.append((time.monotonic() - due) * 1000)
+    errors.sort()
+    pick = lambda q: errors[min(len(errors) - 1, max(0, int(round(q / 100 * len(errors))) - 1))]  # noqa: E731
+    print(json.dumps({"count": len(errors), "p50": pick(50), "p95": pick(95), "p99": pick(99), "max": errors[-1]}))
+
+
+def children(root: psutil.Process, word: str) -> list[psutil.Process]:
+    try:
+        return [p for p in root.children(recursive=True) if word in " ".join(p.cmdline())]
+    except psutil.Error:
+        return []
+
+
+class CpuTracker:
+    """CPU % (100 = one core) of the processes under ``root`` whose command line has ``word``."""
+
+    def __init__(self, root: psutil.Process, word: str) -> None:
+        self.root, self.word = root, word
+        self.tracked: dict[int, psutil.Process] = {}
+        self.samples: list[float] = []
+
+    def sample(self) -> None:
+        total = 0.0
+        for p in children(self.root, self.word):
+            if p.pid not in self.tracked:
+                self.tracked[p.pid] = p
+                p.cpu_percent(None)  # the first call only starts the measurement
+        for p in list(self.tracked.values()):
+            try:
+                total += p.cpu_percent(None)
+            except psutil.Error:
+                self.tracked.pop(p.pid, None)
+        if self.tracked and total > 0:
+            self.samples.append(total)
+
+    def figures(self) -> dict[str, float | int | None]:
+        s = self.samples
+        return {"mean": round(sum(s) / len(s), 1) if s else None, "max": round(max(s), 1) if s else None,
+                "samples": len(s)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--users", type=int, default=200)
+    ap.add_argument("--spawn-rate", type=float, default=20)
+    ap.add_argument("--duration", type=float, default=60, help="seconds")
+    ap.add_argument("--fixture", default="conversation-meeting")
+    ap.add_argument("--processes", type=int, help="pass --processes to harness load")
+    ap.add_argument("--out", help="run directory (default: reports/<run-id>)")
+    ap.add_argument("--probe", type=float, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.probe:
+        probe(args.probe)
+        return 0
+
+    out = Path(args.out) if args.out else ROOT / "reports" / time.strftime("bench-load-%Y%m%d-%H%M%S")
+    cmd = [sys.executable, "-m", "harness.cli", "load", "--headless", "--users", str(args.users), "--spawn-rate",
+           str(args.spawn_rate), "--duration", f"{args.duration:g}s", "--fixture", args.fixture, "--no-report",
+           "--out", str(out)]
+    if args.processes:
+        cmd += ["--processes", str(args.processes)]
+    print("running:", " ".join(cmd), flush=True)
+    load = subprocess.Popen(cmd, cwd=ROOT)
+    prober = subprocess.Popen([sys.executable, __file__, "--probe", str(args.duration)], stdout=subprocess.PIPE, text=True)
+    root = psutil.Process(load.pid)
+    locust_cpu, server_cpu = CpuTracker(root, "locust"), CpuTracker(root, "reference_server")
+    try:
+        while load.poll() is None:
+            time.sleep(2.0)
+            locust_cpu.sample()
+            server_cpu.sample()
+        machine = json.loads(prober.communicate(timeout=args.duration + 30)[0] or "{}")
+    finally:
+        for proc in (load, prober):
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=30)
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
+    rec = next(r for r in records if r.get("record") == "load")
+    figures = {
+        "users": args.users, "duration_s": args.duration, "fixture": args.fixture, "processes": args.processes,
+        "peak_open_sessions": rec["sessions"]["peak_open"], "sessions": rec["sessions"],
+        "failures": len(rec.get("failures") or []), "words": rec["words"], "pacing_ms": rec["pacing_ms"],
+        "machine_sleep_lateness_ms": machine,
+        "locust_cpu_percent": locust_cpu.figures(), "server_cpu_percent": server_cpu.figures(),
+        "steps": {row["step"]: {k: row[k] for k in ("count", "p50_ms", "p95_ms", "p99_ms")} for row in rec["steps"]},
+        "load_avg": list(psutil.getloadavg()), "cpus": psutil.cpu_count(),
+    }
+    dest = out / "artifacts" / "load" / "bench_load.json"
+    dest.write_text(json.dumps(figures, indent=2))
+    p = figures["pacing_ms"]
+    print(f"\n{args.users} users: peak {figures['peak_open_sessions']} open streams, "
+          f"{rec['sessions']['ok']} ok / {rec['sessions']['failed']} failed sessions")
+    print(f"pacing error: p50 {p.get('p50')} p95 {p.get('p95')} p99 {p.get('p99')} max {p.get('max')} ms "
+          f"over {p.get('count')} chunks")
+    print(f"machine sleep lateness (plain process): {machine}")
+    print(f"CPU (100 = one core): Locust {figures['locust_cpu_percent']}, server {figures['server_cpu_percent']}; "
+          f"load average {figures['load_avg']}")
+    print(f"figures: {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
