@@ -30,6 +30,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from property_model import Frame, StreamModel
 from websockets.exceptions import ConnectionClosed
 
+from harness.checks import integrity, latency
 from harness.checks.lifecycle import body_events
 from harness.drivers._common import StreamConnectError
 from harness.drivers.sync_driver import SyncStream, create_session, http_request, open_stream
@@ -69,6 +70,23 @@ class MachineContext:
     bytes_sent: int = 0
     last_history: History | None = None
     failure: Failure | None = None  # the last example that failed (hypothesis ends on the shrunk one)
+    samples: dict[str, list[float]] = field(default_factory=dict)  # SLO metric samples, every example
+
+    def record_example(self, history: History, model: StreamModel, ok: bool, finished: bool) -> None:
+        """Per-example samples under the shared metric names (harness.checks.metrics): what
+        creating and connecting cost, whether the session succeeded, and, for a session that got to
+        its end checks, the words lost or doubled and the segments lost."""
+        add = lambda name, values: self.samples.setdefault(name, []).extend(values)  # noqa: E731
+        add("session_create_ms", [s.ms for s in latency.session_create_samples(history)])
+        add("connect_ms", [s.ms for s in latency.connect_samples(history)])
+        add("session_success", [1 if ok else 0])
+        if finished:
+            baseline = model.expected_words()
+            for v in (integrity.completeness(history, baseline), integrity.duplicates(history, baseline),
+                      integrity.segments(history)):
+                for name in ("lost_words", "duplicated_words", "lost_segments"):
+                    if name in v.metrics:
+                        add(name, [v.metrics[name]])
 
 
 @dataclass(frozen=True)
@@ -253,6 +271,9 @@ class StreamMachine(RuleBasedStateMachine):
                     self._fail("; ".join(self.model.problems[:3]))
         finally:
             self._cleanup()
+            if self.session is not None:  # an example hypothesis gave up on before it began is no session
+                self.ctx.record_example(self.history, self.model, ok=not self.failed and not self.model.problems,
+                                        finished=self.finalized)
 
     # --- the end ---------------------------------------------------------------------------------
     def _finalize(self, mode: str) -> None:

@@ -66,8 +66,8 @@ def test_stream_model(scenario, target, harness_options):
 
 
 def stream_model_verdict(ctx: MachineContext, error: BaseException | None, duration_s: float) -> Verdict:
-    metrics = {"examples": ctx.examples, "steps": sum(ctx.steps.values()), "bytes_sent": ctx.bytes_sent,
-               "duration_s": round(duration_s, 1)}
+    metrics: dict[str, Any] = {**ctx.samples, "examples": ctx.examples, "steps": sum(ctx.steps.values()),
+                               "bytes_sent": ctx.bytes_sent, "duration_s": round(duration_s, 1)}
     evidence: dict[str, Any] = {"step_counts": dict(sorted(ctx.steps.items()))}
     name = "property.stream_model"
     if error is None:
