@@ -78,6 +78,7 @@ class PocketSphinxEngine:
         self._cursor = config.start_offset  # stream offset of the end of audio fed to the decoder
         self._since_partial = 0
         self._last_boundary = config.start_offset
+        self._frame_end = config.start_offset
         self._new_endpointer()
 
     # -- Engine interface --------------------------------------------------------------------
@@ -91,6 +92,8 @@ class PocketSphinxEngine:
         frame_bytes = self._frame_bytes
         taken = 0
         while len(self._pending) - taken >= frame_bytes:
+            # Stream offset just past this frame: where a pause-ended segment is decided.
+            self._frame_end = self._received - len(self._pending) + taken + frame_bytes
             self._process_frame(bytes(self._pending[taken : taken + frame_bytes]), results)
             taken += frame_bytes
         del self._pending[:taken]
@@ -145,7 +148,7 @@ class PocketSphinxEngine:
             self._cursor = max(start, self._last_boundary)
         self._feed(speech, results)
         if not endpointer.in_speech:
-            results.extend(self._end_segment())
+            results.extend(self._end_segment(closed_at=self._frame_end))
 
     def _feed(self, speech: bytes, results: list[EngineResult]) -> None:
         """Decode contiguous speech audio that starts at ``self._cursor``."""
@@ -179,12 +182,18 @@ class PocketSphinxEngine:
             end_ms=self._cursor // BYTES_PER_MS,
         )
 
-    def _end_segment(self) -> list[EngineResult]:
+    def _end_segment(self, closed_at: int | None = None) -> list[EngineResult]:
+        """Close the open segment. ``closed_at`` is where a pause ended it: the segment then
+        spans the pause the endpointer listened to before deciding, so its ``end_ms`` is the
+        moment the engine knew the segment was over (what final latency is measured from), and
+        the durable offset covers that silence too. Word times stay exact."""
         if not self._in_utt:
             return []
         self._decoder.end_utt()
         self._in_utt = False
-        self._last_boundary = self._cursor
+        # Never longer than max_segment_s, pause included: the protocol promises a final at least that often.
+        end = max(self._cursor, min(closed_at or 0, self._utt_start + self._max_segment_bytes))
+        self._last_boundary = end
         words = self._words()
         if not words:
             return []  # silence or noise: an empty final is never emitted
@@ -192,9 +201,9 @@ class PocketSphinxEngine:
             FinalResult(
                 text=" ".join(w.word for w in words),
                 start_ms=self._utt_start // BYTES_PER_MS,
-                end_ms=self._cursor // BYTES_PER_MS,
+                end_ms=end // BYTES_PER_MS,
                 words=words,
-                boundary_offset=self._cursor,
+                boundary_offset=end,
             )
         ]
 

@@ -248,3 +248,14 @@ def test_odd_length_audio_is_refused(pool):
             engine.accept(b"\x00" * 5)
     finally:
         engine.close()
+
+
+def test_a_pause_ended_segment_ends_where_the_engine_decided(speech, pool):
+    """The segment spans the pause the endpointer listened to, so final latency is measured from
+    the moment the engine could know the segment was over, not from the last word."""
+    segments = finals(run(speech, pool=pool))
+    first, second = segments[0], segments[1]
+    pause_heard_ms = first.end_ms - first.words[-1].end_ms
+    assert 300 <= pause_heard_ms <= 1500
+    assert first.boundary_offset == first.end_ms * 32
+    assert second.start_ms * 32 >= first.boundary_offset
