@@ -313,17 +313,15 @@ def session_create(history: History, pattern: re.Pattern[str] | None, who: str) 
 
 def latencies(history: History, config: Any, who: str, speech: bool = False) -> list[Verdict]:
     """What a user of the page waited for: session creation, stream handshakes, the pipeline after
-    Stop, and either the first words (real speech) or each final (scripted sessions, outside
-    fault windows).
+    Stop, each final (outside fault windows) and, for real speech, the first words.
 
-    A real-speech session's final latency is left out: a speech engine holds a final until its
-    endpointer has heard a pause (about 0.9-1.0 s for PocketSphinx here, in the browser as in the
-    conformance suite's driver sessions), which conformance already measures; this suite's final
-    latency samples are the page's own delay on the scripted sessions.
+    A final's latency runs from its segment's end as the server reports it: for a speech engine,
+    the moment its endpointer decided the pause ended the segment.
     """
     out = [session_create(history, config.session_create, who), _latency.connect(history),
-           _latency.pipeline_latency(history)]
-    out.append(_latency.first_partial(history) if speech else _latency.final_latency(history))
+           _latency.pipeline_latency(history), _latency.final_latency(history)]
+    if speech:
+        out.append(_latency.first_partial(history))
     return out
 
 
