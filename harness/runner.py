@@ -338,25 +338,21 @@ class SloLine:
 
 def evaluate_slos(run_path: Path, slo_file: str | None, profile: str) -> tuple[list[SloLine], str | None]:
     """Judge the run's samples against the SLO file; bad SLO files raise HarnessError."""
-    try:
-        from harness import slo as slo_mod
-    except ImportError:  # the SLO module is not part of this installation
-        return [], None
+    from harness import slo as slo_mod
+
     try:
         results, path = slo_mod.evaluate_run(run_path, slo_file, profile)
     except (ValueError, OSError) as exc:  # SLOFileError is a ValueError and names the file
         raise HarnessError(f"bad SLO file: {exc}") from exc
-    lines = [SloLine(r.name, r.status.value if hasattr(r.status, "value") else str(r.status),
-                     getattr(r, "message", "") or "") for r in results]
+    # The message repeats the SLO's name; the summary line already shows it.
+    lines = [SloLine(r.name, r.status.value, r.message.removeprefix(f"{r.name}: ")) for r in results]
     return lines, str(path) if path else None
 
 
-def render_report(run_path: Path, slo_file: str | None = None) -> Path | None:
-    """report.html, summary.json and junit.xml in the run directory; None if the report module is absent."""
-    try:
-        from harness.report import render_run
-    except ImportError:
-        return None
+def render_report(run_path: Path, slo_file: str | None = None) -> Path:
+    """report.html, summary.json and junit.xml in the run directory."""
+    from harness.report import render_run
+
     try:
         return Path(render_run(run_path, slo_file=slo_file))
     except (ValueError, OSError) as exc:
@@ -449,10 +445,8 @@ def _slo_file(args: argparse.Namespace) -> str | None:
     """The SLO file this run is judged by, resolved now so that a bad one stops the run early."""
     if args.slo:
         return str(Path(args.slo).resolve())
-    try:
-        from harness import slo as slo_mod
-    except ImportError:
-        return None
+    from harness import slo as slo_mod
+
     try:
         return str(slo_mod.default_slo_file(args.profile))
     except FileNotFoundError as exc:
