@@ -30,7 +30,7 @@ PROFILES = ("ci", "nightly")
 ENGINES = ("pocketsphinx", "scripted")
 # Default suites per profile; a suite is only run by default when its folder has tests.
 PROFILE_SUITES: dict[str, tuple[str, ...]] = {
-    "ci": ("conformance", "chaos", "browser"),
+    "ci": ("conformance", "chaos", "browser", "property"),
     "nightly": ("conformance", "chaos", "browser", "load", "bench"),
 }
 SELFTEST = "selftest"  # not a folder of scenarios: harness.selftest drives the other suites
