@@ -3,17 +3,21 @@
 Audio goes through PocketSphinx's ``Endpointer`` (WebRTC-style voice activity detection with a
 smoothing window) in whole 30 ms frames; only the speech it passes reaches the decoder. While speech
 flows, the decoder's running hypothesis is reported as a partial every ``PARTIAL_EVERY_MS`` of
-speech audio. A pause of about ``ENDPOINT_WINDOW_S`` ends the utterance: the decoder's second pass
-gives the final words with their times (10 ms frames) and posterior probabilities as confidences.
+speech audio. A pause of about ``ENDPOINT_WINDOW_S`` ends the utterance: the decoder's best-path
+pass gives the final words with their times (10 ms frames) and posterior probabilities as
+confidences.
 A segment is also closed once it holds ``max_segment_s`` of audio, and at flush.
 
 Because the audio is cut into fixed frames before anything else sees it, the results do not depend
 on how the caller chunked the stream: any even-length chunks give the same partials and finals.
 
 Byte accounting: the endpointer hands back a contiguous run of the input for each speech region, so
-a segment covers stream bytes ``[start, cursor)`` exactly; ``boundary_offset`` is that end. Audio
-outside speech regions belongs to no segment. Speech shorter than the endpointer's window that is
-still pending at flush is dropped (it cannot be told from a click).
+the decoder hears stream bytes ``[start, cursor)`` exactly. A segment ended by a pause reaches on to
+the frame where the endpointer decided (the pause it listened to; capped at ``max_segment_s``), and
+``boundary_offset`` is that end; a forced or flushed segment ends at ``cursor``. The next segment
+starts at or after it. Other audio between speech regions belongs to no segment. Speech shorter
+than the endpointer's window that is still pending at flush is dropped (it cannot be told from a
+click). Streams need about 0.7 s of silence between sentences to split them.
 """
 
 from __future__ import annotations
