@@ -21,6 +21,7 @@ import gc
 import itertools
 import logging
 import os
+import re
 import threading
 import time
 
@@ -41,7 +42,12 @@ logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per reques
 
 
 class LoadFailure(Exception):
-    """What Locust shows in its failures table: the step and why."""
+    """What Locust shows in its failures table: why, with ids and numbers masked so that one kind
+    of failure is one row (the raw samples keep the exact text)."""
+
+    def __init__(self, error: str) -> None:
+        text = re.sub(r"session [0-9a-f][0-9a-f-]{7,}", "session …", error)
+        super().__init__(re.sub(r"\d+(\.\d+)?", "N", text)[:200])
 
 
 @events.init_command_line_parser.add_listener

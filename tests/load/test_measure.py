@@ -77,3 +77,16 @@ def test_interrupted_session_is_flagged_not_failed():
 def test_a_real_engine_has_no_exact_words():
     counts, problem = word_counts(session(10), meta(script=None))
     assert counts == {"lost_words": None, "duplicated_words": None, "lost_segments": None} and problem is None
+
+
+def test_fast_final_latencies_equal_the_check():
+    from harness.checks import latency
+    from harness.load.measure import final_latencies
+
+    for h in (session(10), session(23, final_delay_ms=120.0)):
+        check = [(s.t_ns, s.ms) for s, _ in latency.final_latency_samples(h)]
+        assert final_latencies(h) == check and len(check) >= 2
+    # a resend (offsets going back) takes the check's own path, with the same answer
+    h = session(10)
+    h.add("audio_sent", t_ns=h.records[-1].t_ns + 1, offset=0, length=3200)
+    assert final_latencies(h) == [(s.t_ns, s.ms) for s, _ in latency.final_latency_samples(h)]
