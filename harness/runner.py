@@ -31,7 +31,7 @@ ENGINES = ("pocketsphinx", "scripted")
 # Default suites per profile; a suite is only run by default when its folder has tests.
 PROFILE_SUITES: dict[str, tuple[str, ...]] = {
     "ci": ("conformance", "chaos", "browser", "property"),
-    "nightly": ("conformance", "chaos", "browser", "load", "bench"),
+    "nightly": ("conformance", "chaos", "browser", "property", "load", "bench"),
 }
 SELFTEST = "selftest"  # not a folder of scenarios: harness.selftest drives the other suites
 PROGRESS_ENV = "HARNESS_PROGRESS_FILE"
