@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frame-bytes", type=int, default=32768, help="largest audio payload per frame")
     p.add_argument("--deepgram-timeout-s", type=float, default=10.0,
                    help="/v1/listen closes 1011 NET-0001 after this long without audio or a message")
+    p.add_argument("--engine-workers", type=int, default=os.cpu_count() or 1, metavar="N",
+                   help="processes that decode pocketsphinx streams (default: one per CPU; 0 = in this process)")
     p.add_argument("--api-key", help="API key (default: $REFERENCE_API_KEY, else a random one)")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
     return p
@@ -69,15 +71,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             defects=defects, test_hooks=args.test_hooks, stall_after_s=args.stall_after,
             heartbeat_s=args.heartbeat_s, idle_timeout_s=args.idle_timeout_s, max_segment_s=args.max_segment_s,
             max_sessions=args.max_sessions, max_frame_bytes=args.max_frame_bytes, log_level=args.log_level,
-            deepgram_timeout_s=args.deepgram_timeout_s,
+            deepgram_timeout_s=args.deepgram_timeout_s, engine_workers=args.engine_workers,
         )
     except ValueError as exc:
         parser.error(str(exc))
+    from .engines import workers
+
+    workers.configure(config.engine_workers)  # started on first use, or now for a pocketsphinx default
     if config.engine == "pocketsphinx":
         _prewarm_in_background(config.engine)
     from .server import run  # imports uvicorn/fastapi only once the arguments are good
 
-    return run(config)
+    try:
+        return run(config)
+    finally:
+        workers.shutdown()
 
 
 def _prewarm_in_background(engine: str) -> None:

@@ -27,6 +27,7 @@ class ServerConfig:
     retry_after_s: int = 5  # Retry-After sent with 503 at capacity
     ack_min_interval_s: float = 0.02  # acks are sent per frame but no more often than this
     log_level: str = "warning"
+    engine_workers: int = 0  # processes decoding pocketsphinx streams (0: in the server process)
 
     def __post_init__(self) -> None:
         problems = []
@@ -39,6 +40,8 @@ class ServerConfig:
             problems.append(f"max_sessions must be >= 1, got {self.max_sessions!r}")
         if self.max_frame_bytes < 2 or self.max_frame_bytes % 2:
             problems.append(f"max_frame_bytes must be an even number >= 2, got {self.max_frame_bytes!r}")
+        if self.engine_workers < 0:
+            problems.append(f"engine_workers must be >= 0, got {self.engine_workers!r}")
         if not 0 <= self.port <= 65535:
             problems.append(f"port must be 0..65535, got {self.port!r}")
         if problems:
