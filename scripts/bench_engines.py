@@ -2,6 +2,7 @@
 """Measure the pocketsphinx engine: decoder build time, real-time factor, concurrent capacity.
 
     .venv/bin/python scripts/bench_engines.py [--streams 2,4,6,8,10] [--rounds 3] [--wav FILE]
+                                              [--workers N] [--modes in-process,workers]
 
 1. Decoder creation: seconds to build one decoder (model load).
 2. Real-time factor: decode time / audio time for one stream fed as fast as possible in 100 ms
@@ -11,6 +12,9 @@
    the audio ended in real time (so it includes any backlog); chunk lag = how late each chunk's
    processing finished after that chunk was due; chunk CPU = the thread's CPU time per chunk. A row is "ok" when final latency p95 < 500 ms.
    A run whose streams fall more than --give-up-s behind real time stops early (overloaded).
+   Mode "in-process" decodes on this process's threads (the GIL limits it to one core); mode
+   "workers" decodes through a pool of --workers engine worker processes (ProcessEngine), where
+   chunk CPU is only this side's (the IPC), not the decoding.
 
 The utterance is the longest 5-8 s one in fixtures/audio/manifest.json, cut 0.2 s after its speech
 ends (so the final comes from the flush); without a manifest it is synthesized with flite. --wav
@@ -30,6 +34,7 @@ import tempfile
 import threading
 import time
 import wave
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from reference_server.engines import EngineConfig, FinalResult  # noqa: E402
 from reference_server.engines.decoder_pool import DecoderPool, build_decoder  # noqa: E402
 from reference_server.engines.pocketsphinx_engine import PocketSphinxEngine  # noqa: E402
+from reference_server.engines.workers import WorkerPool  # noqa: E402
+
+MODES = ("in-process", "workers")
 
 TEXT = (
     "please call stella and ask her to bring these things with her from the store "
@@ -127,11 +135,12 @@ class Load:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def stream(pcm: bytes, pool: DecoderPool, start_at: float, rounds: int, give_up_s: float, load: Load) -> None:
+def stream(pcm: bytes, make_engine: Callable[[], object], start_at: float, rounds: int, give_up_s: float,
+           load: Load) -> None:
     chunks = [pcm[i : i + CHUNK] for i in range(0, len(pcm), CHUNK)]
     t0 = start_at
     for _ in range(rounds):
-        engine = PocketSphinxEngine(EngineConfig(), pool=pool)
+        engine = make_engine()
         lags, cpu = [], []
         try:
             for index, chunk in enumerate(chunks):
@@ -165,12 +174,11 @@ def stream(pcm: bytes, pool: DecoderPool, start_at: float, rounds: int, give_up_
         t0 = max(time.perf_counter(), audio_end) + 0.5  # a short pause, then the next utterance
 
 
-def bench_load(pcm: bytes, pool: DecoderPool, streams: int, rounds: int, give_up_s: float) -> Load:
-    pool.prewarm(streams)
+def bench_load(pcm: bytes, make_engine: Callable[[], object], streams: int, rounds: int, give_up_s: float) -> Load:
     load = Load()
     start = time.perf_counter() + 0.2
     threads = [
-        threading.Thread(target=stream, args=(pcm, pool, start + i / streams, rounds, give_up_s, load))
+        threading.Thread(target=stream, args=(pcm, make_engine, start + i / streams, rounds, give_up_s, load))
         for i in range(streams)
     ]
     for thread in threads:
@@ -186,7 +194,17 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="utterances per stream")
     parser.add_argument("--wav", type=Path, help="16 kHz mono s16le WAV to use instead of flite")
     parser.add_argument("--give-up-s", type=float, default=5.0, help="stop a run this far behind")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="engine worker processes for the workers mode (default: one per CPU)")
+    parser.add_argument("--modes", default="in-process",
+                        help=f"comma-separated capacity modes to run: {', '.join(MODES)}")
     args = parser.parse_args()
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    bad = [m for m in modes if m not in MODES]
+    if bad or not modes:
+        parser.error(f"--modes takes {', '.join(MODES)}; got {args.modes!r}")
+    if not 1 <= args.workers <= 16:
+        parser.error(f"--workers must be 1..16, got {args.workers!r}")
     try:
         counts = [int(n) for n in args.streams.split(",")]
     except ValueError:
@@ -213,13 +231,33 @@ def main() -> int:
     # The binding holds the GIL while decoding, so one server process decodes on one core at a time.
     print(f"capacity from CPU time: ~{int(0.8 / statistics.median(cpu))} real-time streams per process "
           f"at 80% of one core (the decoder holds the GIL: threads do not add cores)")
-    print()
+    for mode in modes:
+        print()
+        if mode == "in-process":
+            print("capacity, in-process (threads of one process):")
+            pool.prewarm(max(counts))
+            run_table(pcm, lambda: PocketSphinxEngine(EngineConfig(), pool=pool), counts, args)
+        else:
+            workers = WorkerPool(args.workers, prewarm=max(2, -(-max(counts) // args.workers)))
+            try:
+                started = time.perf_counter()
+                workers.start(wait_for_spares=True)
+                print(f"capacity, through {args.workers} engine worker processes "
+                      f"(started in {time.perf_counter() - started:.2f} s):")
+                run_table(pcm, lambda: workers.create(EngineConfig()), counts, args)
+            finally:
+                workers.shutdown()
+    pool.clear()
+    return 0
+
+
+def run_table(pcm: bytes, make_engine: Callable[[], object], counts: list[int], args: argparse.Namespace) -> None:
     header = f"{'streams':>7} {'finals':>6} {'final p50':>9} {'final p95':>9} {'lag p50':>8} {'lag p95':>8} " \
              f"{'lag max':>8} {'chunk CPU p95':>13}  verdict"
     print(header)
     print("-" * len(header))
     for n in counts:
-        load = bench_load(pcm, pool, n, args.rounds, args.give_up_s)
+        load = bench_load(pcm, make_engine, n, args.rounds, args.give_up_s)
         p95 = percentile(load.final_latency_ms, 95)
         ok = not load.gave_up and load.missing_finals == 0 and p95 < LATENCY_SLO_MS
         verdict = "ok" if ok else ("overloaded (gave up)" if load.gave_up else "too slow")
@@ -227,8 +265,6 @@ def main() -> int:
               f"{p95:>7.0f}ms {percentile(load.chunk_lag_ms, 50):>6.0f}ms {percentile(load.chunk_lag_ms, 95):>6.0f}ms "
               f"{max(load.chunk_lag_ms, default=float('nan')):>6.0f}ms {percentile(load.chunk_cpu_ms, 95):>11.1f}ms  {verdict}",
               flush=True)
-    pool.clear()
-    return 0
 
 
 if __name__ == "__main__":

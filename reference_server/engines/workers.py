@@ -81,6 +81,8 @@ def _worker_main(conn: Connection, prewarm: int, parent_pid: int) -> None:
                     value = engines[engine_id].accept(arg)
                 elif op == "flush":
                     value = engines[engine_id].flush()
+                elif op == "spares":
+                    value = pool.idle()
                 elif op == "close":
                     engine = engines.pop(engine_id, None)
                     value = engine.close() if engine is not None else None
@@ -237,12 +239,17 @@ class WorkerPool:
         self._closed = False
         self.restarts = 0
 
-    def start(self) -> None:
-        """Start every worker and wait until each has its model loaded."""
+    def start(self, wait_for_spares: bool = False) -> None:
+        """Start every worker and wait until each has its model loaded (and, if asked, all its
+        spare decoders built: benchmarks want that, a server need not wait for it)."""
         with self._lock:
             workers = [self._slot(i) for i in range(self.size)]
         for worker in workers:
             worker.wait_ready()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        for worker in workers if wait_for_spares else ():
+            while worker.request("spares", 0) < self.prewarm and time.monotonic() < deadline:
+                time.sleep(0.1)
 
     def create(self, config: EngineConfig) -> ProcessEngine:
         """A new pocketsphinx engine on the least-loaded worker (ValueError for a bad config)."""
