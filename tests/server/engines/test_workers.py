@@ -196,7 +196,24 @@ FIXTURE = FIXTURES / "meeting-01-rms.wav"
 TEXT = "we need to send the report to the client by friday"
 
 
-async def test_server_transcribes_through_two_workers(start_ref_server) -> None:
+async def _transcribe(api, pcm: bytes) -> list[str]:
+    r = await api.http.post("/v1/sessions", json={"sample_rate": 16000})  # the server's default engine
+    assert r.status_code == 201, r.text
+    s = r.json()
+    st = await api.stream(s["session_id"], s["token"])
+    await st.recv()
+    end = await st.send_audio(pcm, chunk=3200)
+    await st.acked(end, timeout=30)
+    await st.send_json({"type": "finalize"})
+    assert (await st.drain_until_closed(timeout=60)).code == 1000
+    return st.final_words()
+
+
+def _worker_processes(server_pid: int) -> list[psutil.Process]:
+    return [c for c in psutil.Process(server_pid).children() if "spawn_main" in " ".join(c.cmdline())]
+
+
+async def test_server_transcribes_through_two_workers_and_survives_losing_them(start_ref_server) -> None:
     from srv_client import Api
 
     if not FIXTURE.exists():
@@ -206,18 +223,26 @@ async def test_server_transcribes_through_two_workers(start_ref_server) -> None:
     srv = start_ref_server(engine="pocketsphinx", extra_args=("--engine-workers", "2"))
     api = Api(srv.url, srv.api_key)
     try:
+        assert jiwer.wer(TEXT, " ".join(await _transcribe(api, pcm)).lower()) < 0.3
+        assert len(_worker_processes(srv.pid)) == 2
+
+        # Workers killed under a live stream: the stream closes 1011 and says why.
         r = await api.http.post("/v1/sessions", json={"sample_rate": 16000})
-        assert r.status_code == 201, r.text
         s = r.json()
         st = await api.stream(s["session_id"], s["token"])
         await st.recv()
-        end = await st.send_audio(pcm, chunk=3200)
-        await st.acked(end, timeout=30)
-        await st.send_json({"type": "finalize"})
-        assert (await st.drain_until_closed(timeout=60)).code == 1000
-        assert jiwer.wer(TEXT, " ".join(st.final_words()).lower()) < 0.3
+        half = len(pcm) // 2 // 3200 * 3200
+        await st.send_audio(pcm[:half], chunk=3200)
+        await st.recv_until(lambda m: m["type"] == "partial", timeout=30)  # its engine is open
+        for proc in _worker_processes(srv.pid):
+            proc.kill()
+        await st.send_audio(pcm[half:], start=half, chunk=3200)
+        assert (await st.drain_until_closed(timeout=30)).code == 1011
+        assert any("engine failed" in e.get("message", "") for e in st.of_type("error")), st.of_type("error")
+
+        # A new session gets fresh workers and the whole text.
+        assert jiwer.wer(TEXT, " ".join(await _transcribe(api, pcm)).lower()) < 0.3
         children = psutil.Process(srv.pid).children()
-        assert len([c for c in children if "spawn_main" in " ".join(c.cmdline())]) >= 2
     finally:
         await api.aclose()
     child_pids = [c.pid for c in children]
