@@ -111,7 +111,11 @@ def options_from_config(config: pytest.Config) -> HarnessOptions:
     )
 
 
+CATCHES_MARKER = "catches(*defects): this scenario catches these planted defects (DEFECTS.md); the self-test runs it for them"
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", CATCHES_MARKER)
     opts = options_from_config(config)
     if opts.target and opts.defects:
         raise pytest.UsageError("--defect switches on a defect of the embedded reference server; it cannot apply to --target")

@@ -13,13 +13,6 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-MARKERS = ("catches(*defects): this scenario catches these planted defects (DEFECTS.md); the self-test runs it for them",)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    for line in MARKERS:
-        config.addinivalue_line("markers", line)
-
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # One event loop for the suite, so that one Chromium per WAV serves every scenario.

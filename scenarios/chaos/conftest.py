@@ -8,12 +8,6 @@ import pytest
 from harness.faults.matrix import ChaosEnv, FaultCase, MatrixRunner
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # Also registered by harness.selftest when the self-test loads it; registering here keeps a
-    # plain `pytest scenarios/chaos` free of unknown-marker warnings.
-    config.addinivalue_line("markers", "catches(*defects): this scenario catches these planted defects")
-
-
 @pytest.fixture(scope="session")
 def toxiproxy_api():
     """(api_url, None) of a running Toxiproxy (TOXIPROXY_URL or one started here), or (None, why)."""

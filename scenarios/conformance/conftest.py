@@ -13,7 +13,6 @@ from __future__ import annotations
 import pytest
 
 MARKERS = (
-    "catches(*defects): this scenario catches these planted defects (DEFECTS.md); the self-test runs it for them",
     "reference_only: needs the reference protocol (left out when --protocol deepgram targets a user's backend)",
     "needs_test_hooks: needs a reference server the harness starts itself (left out for --target)",
 )
