@@ -107,7 +107,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     cap = p.add_argument_group("capacity (--find-capacity)")
     cap.add_argument("--start-users", type=int, default=None)
     cap.add_argument("--step-users", type=int, default=None)
-    cap.add_argument("--step-duration", default="20s")
+    cap.add_argument("--step-duration", default=None, help="per step (default 20s scripted, 40s pocketsphinx)")
+    cap.add_argument("--min-finals", type=int, default=3, help="final latency samples a step needs to be judged")
     cap.add_argument("--max-time", default="10m", help="per engine")
     cap.add_argument("--final-p95-ms", type=float, default=500.0, help="a step breaks above this final latency p95")
 
@@ -427,13 +428,16 @@ def _capacity(args: argparse.Namespace) -> int:
     from harness.results import RunDir
 
     engines = _engines(args)
-    step_s = parse_duration(args.step_duration, "--step-duration")
+    if args.min_finals < 1:
+        raise HarnessError(f"--min-finals must be >= 1, got {args.min_finals}")
     max_time = parse_duration(args.max_time, "--max-time")
     slo = _slo_file(args, CAPACITY_SLO)
     run = RunDir.create(args.out)
     with _target(args, engines[0]) as (url, api_key, _server):
         run.write_run_info(_run_info(args, url, ",".join(engines), slo, "find-capacity"))
         for engine in engines:
+            # A real engine gives one final per utterance: its steps need longer to gather samples.
+            step_s = parse_duration(args.step_duration or ("20s" if engine == "scripted" else "40s"), "--step-duration")
             start = args.start_users or (10 if engine == "scripted" else 1)
             step = args.step_users or (10 if engine == "scripted" else 1)
             max_users = args.users or (300 if engine == "scripted" else 30)
@@ -443,7 +447,8 @@ def _capacity(args: argparse.Namespace) -> int:
             settings["harness_api_key"] = api_key
             out_dir = run.artifact_path(f"load/capacity-{engine}")
             judge = Judge(samples_dir=str(out_dir / "samples"), steps_file=str(out_dir / "steps.jsonl"),
-                          criteria=StepCriteria(final_p95_ms=args.final_p95_ms), settle_s=min(5.0, step_s / 4),
+                          criteria=StepCriteria(final_p95_ms=args.final_p95_ms, min_finals=args.min_finals),
+                          settle_s=min(5.0, step_s / 4),
                           delay_s=min(session_s + 2.0, step_s))
             try:
                 shape = capacity_steps(start, step, max_users, step_s, args.spawn_rate or max(1.0, step / 2), max_time, judge)

@@ -342,8 +342,12 @@ class StepCriteria:
 def judge_step(samples: LoadSamples, criteria: StepCriteria) -> tuple[str, str, dict[str, Any]]:
     """("held" | "broke" | "unknown", why, figures) for the samples of one step's window."""
     finals = samples.values("final")
+    pacing = pacing_values(samples)
     figures = {"finals": len(finals), "failures": len(samples.failures), "sessions": len(samples.sessions),
                "final_p95_ms": round(percentile(finals, 95), 1) if finals else None,
+               # of the sessions that ended in the step: a high figure means the generator, not
+               # the backend, may have been the limit
+               "pacing_p99_ms": round(percentile(pacing, 99), 1) if pacing else None,
                "session_create_p95_ms": (round(percentile(samples.values("session_create"), 95), 1)
                                          if samples.values("session_create") else None)}
     if len(samples.failures) > criteria.max_failures:
