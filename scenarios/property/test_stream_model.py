@@ -6,7 +6,9 @@ a failing one to its shortest form. The scenario's verdict carries that countere
 the symptom; its history is saved with the scenario.
 
 Catches ``duplicate-engine-race`` (a burst of first frames opens two engines: the same audio is
-transcribed twice) and ``no-resume`` (a resent frame is taken again: doubled words).
+transcribed twice) and ``no-resume`` (a resent frame is taken again: doubled words); on the way it
+also catches the finalize defects its end checks see (events missing, doubled or failed, the last
+final or the stream's close never sent, early audio dropped).
 """
 
 from __future__ import annotations
@@ -17,18 +19,19 @@ from typing import Any
 import httpx
 import pytest
 from hypothesis import HealthCheck, Phase, settings
-from hypothesis.errors import Flaky
 from hypothesis.stateful import run_state_machine_as_test
+from property_verdict import stream_model_verdict
 from stream_machine import MachineContext, StreamMachine
 
-from harness.checks.verdict import Status, Verdict
 from harness.protocols.base import StreamTarget
 
-# Small in CI (the suite takes well under a minute on two cores), larger every night.
+# Small in CI (about 20 s against a healthy server on two cores), larger every night. The budget
+# bounds the run, shrinking included, whatever the backend does (a hang costs a timeout per example).
 PROFILES: dict[str, dict[str, Any]] = {
     "ci": {"max_examples": 30, "stateful_step_count": 10, "derandomize": True},
     "nightly": {"max_examples": 150, "stateful_step_count": 25, "derandomize": False},
 }
+BUDGET_S = {"ci": 75.0, "nightly": 600.0}
 
 
 def hypothesis_settings(profile: str) -> settings:
@@ -43,17 +46,21 @@ def hypothesis_settings(profile: str) -> settings:
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.catches("duplicate-engine-race", "no-resume")
+@pytest.mark.catches("duplicate-engine-race", "no-resume", "final-lost-on-close", "finalize-not-idempotent",
+                     "early-audio-dropped", "pipeline-event-missing", "zero-segment-crash",
+                     "finalize-http-skips-pipeline")
 def test_stream_model(scenario, target, harness_options):
     if target.protocol != "reference":
         pytest.skip(f"the property suite speaks the reference protocol (offsets, resume, scripted engine); "
                     f"the target speaks {target.protocol!r}")
-    scenario.params.update(PROFILES[harness_options.profile])
+    profile = harness_options.profile
+    scenario.params.update(PROFILES[profile], budget_s=BUDGET_S[profile])
     with httpx.Client(trust_env=False) as http:
-        ctx = MachineContext(target=StreamTarget(target.http_url, target.api_key), http=http)
+        ctx = MachineContext(target=StreamTarget(target.http_url, target.api_key), http=http,
+                             budget_s=BUDGET_S[profile])
         started = time.monotonic()
         try:
-            run_state_machine_as_test(lambda: StreamMachine(ctx), settings=hypothesis_settings(harness_options.profile))
+            run_state_machine_as_test(lambda: StreamMachine(ctx), settings=hypothesis_settings(profile))
             error: BaseException | None = None
         except Exception as exc:  # noqa: BLE001 - every failure becomes the verdict, with its evidence
             error = exc
@@ -63,52 +70,3 @@ def test_stream_model(scenario, target, harness_options):
     elif ctx.last_history is not None:
         scenario.add_history(ctx.last_history)
     scenario.verify()
-
-
-def stream_model_verdict(ctx: MachineContext, error: BaseException | None, duration_s: float) -> Verdict:
-    metrics: dict[str, Any] = {**ctx.samples, "examples": ctx.examples, "steps": sum(ctx.steps.values()),
-                               "bytes_sent": ctx.bytes_sent, "duration_s": round(duration_s, 1)}
-    evidence: dict[str, Any] = {"step_counts": dict(sorted(ctx.steps.items()))}
-    name = "property.stream_model"
-    if error is None:
-        return Verdict(name, Status.PASS,
-                       f"{ctx.examples} random sessions ({metrics['steps']} steps): every byte taken once, gaps "
-                       "refused, resumes and replays exact, pipeline once in order", metrics, evidence)
-    assertion = first_assertion(error)
-    symptom = ctx.failure.symptom if ctx.failure is not None else str(assertion or error)
-    steps = counterexample_steps(error)
-    if not steps and ctx.failure is not None:  # not replayable (a race): the last failing example's steps
-        steps = ["state = StreamMachine()", *(f"state.{c}" for c in ctx.failure.steps)]
-    evidence.update(symptom=symptom, counterexample=steps)
-    if ctx.failure is not None:
-        evidence["session_id"] = ctx.failure.history.session_id
-    if assertion is None and ctx.failure is None:
-        return Verdict(name, Status.UNKNOWN, f"the run broke before a verdict: {type(error).__name__}: {error}",
-                       metrics, evidence)
-    shown = "; ".join(s.removeprefix("state.") for s in steps if not s.startswith(("state = ", "state.server_agrees")))
-    if isinstance(error, Flaky):  # a race: the smallest failing example did not fail again when replayed
-        evidence["replayable"] = False
-        return Verdict(name, Status.FAIL, f"{symptom} -- smallest failing example (timing-dependent, did not fail "
-                       f"again when replayed): {shown}", metrics, evidence)
-    return Verdict(name, Status.FAIL, f"{symptom} -- shrunk counterexample: {shown}", metrics, evidence)
-
-
-def first_assertion(error: BaseException) -> AssertionError | None:
-    """The AssertionError in ``error`` (hypothesis may wrap failures in an exception group)."""
-    if isinstance(error, AssertionError):
-        return error
-    for inner in getattr(error, "exceptions", ()) or ():
-        found = first_assertion(inner)
-        if found is not None:
-            return found
-    return None
-
-
-def counterexample_steps(error: BaseException) -> list[str]:
-    """The steps hypothesis attaches to the failure it raises (``__notes__``), as code lines."""
-    for exc in (error, *(getattr(error, "exceptions", ()) or ())):
-        notes = [n for n in getattr(exc, "__notes__", []) if n.startswith("state")]
-        if notes:
-            return notes
-    return []
-
