@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from property_model import Frame, StreamModel
+from property_model import Frame, StreamModel, even
 from websockets.exceptions import ConnectionClosed
 
 from harness.checks import integrity, latency
@@ -142,6 +142,7 @@ class StreamMachine(RuleBasedStateMachine):
         self.streams: list[SyncStream] = []  # every connection, to drop them all at the end
         self.closed_seen: set[int] = set()
         self.acked: dict[int, int] = {}  # the last ack's received_offset, per connection
+        self.max_frame = MAX_FRAME  # lowered to the server's ready.max_frame_bytes
         self.pipeline: list[str] = []
         self.finalize_mode = "stream"
         self.finalizing = False
@@ -211,7 +212,8 @@ class StreamMachine(RuleBasedStateMachine):
     def send_next(self, size: int, overlap: int) -> None:
         """New audio; the first ``overlap`` bytes were sent before and must not be taken again."""
         self._step("send_next" if not overlap or not self.model.taken else "send_next_overlapping")
-        self._send(self.model.next_frame(size, overlap))
+        overlap = min(overlap, self.max_frame // 2)
+        self._send(self.model.next_frame(min(size, self.max_frame - overlap), overlap))
         self._sync()
 
     @precondition(lambda self: self.live() and self.model.taken >= 2)
@@ -220,7 +222,7 @@ class StreamMachine(RuleBasedStateMachine):
     def resend_old(self, percent: int, size: int) -> None:
         """A duplicate: audio wholly below the server's offset, which it must ignore (and ack)."""
         self._step("resend_old")
-        self._send(self.model.old_frame(percent, size))
+        self._send(self.model.old_frame(percent, min(size, self.max_frame)))
         self._sync(fresh=True)
 
     @precondition(lambda self: self.live() and self.model.taken + 2 * MAX_FRAME < len(PCM))
@@ -229,7 +231,7 @@ class StreamMachine(RuleBasedStateMachine):
     def skip_ahead(self, skip: int, size: int) -> None:
         """A gap: the server must refuse it with audio_gap naming its offset; then resend from there."""
         self._step("skip_ahead")
-        gap = self.model.gap_frame(skip, size)
+        gap = self.model.gap_frame(skip, min(size, self.max_frame))
         self._send(gap)
         stream = self._current()
         got = self._pump(stream, lambda e: isinstance(e, Error) and e.code == "audio_gap" or bool(self.model.problems))
@@ -237,8 +239,8 @@ class StreamMachine(RuleBasedStateMachine):
             self.model.gap_unanswered(gap)
         if self.model.problems:
             return
-        for offset in range(self.model.taken, gap.end, MAX_FRAME):
-            self._send(Frame(offset, min(MAX_FRAME, gap.end - offset)))
+        for offset in range(self.model.taken, gap.end, self.max_frame):
+            self._send(Frame(offset, min(self.max_frame, gap.end - offset)))
         self._sync()
 
     @precondition(lambda self: self.live())
@@ -435,6 +437,8 @@ class StreamMachine(RuleBasedStateMachine):
     def _on_event(self, stream: SyncStream, event: Event) -> None:
         m = self.model
         if isinstance(event, Ready):
+            if event.max_frame_bytes:
+                self.max_frame = max(2, min(MAX_FRAME, even(event.max_frame_bytes)))
             m.on_ready(event.committed_offset)
             self.acked.pop(id(stream), None)
         elif isinstance(event, Ack):
