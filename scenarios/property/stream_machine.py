@@ -86,7 +86,7 @@ class MachineContext:
     def record_example(self, history: History, model: StreamModel, ok: bool, finished: bool) -> None:
         """Per-example samples under the shared metric names (harness.checks.metrics): what
         creating and connecting cost, whether the session succeeded, and, for a session that got to
-        its end checks, the words lost or doubled and the segments lost."""
+        its end checks, how long its pipeline took and the words lost or doubled and segments lost."""
         add = lambda name, values: self.samples.setdefault(name, []).extend(values)  # noqa: E731
         add("session_create_ms", [s.ms for s in latency.session_create_samples(history)])
         add("connect_ms", [s.ms for s in latency.connect_samples(history)])
@@ -94,10 +94,11 @@ class MachineContext:
         if finished:
             baseline = model.expected_words()
             for v in (integrity.completeness(history, baseline), integrity.duplicates(history, baseline),
-                      integrity.segments(history)):
-                for name in ("lost_words", "duplicated_words", "lost_segments"):
-                    if name in v.metrics:
-                        add(name, [v.metrics[name]])
+                      integrity.segments(history), latency.pipeline_latency(history)):
+                for name in ("lost_words", "duplicated_words", "lost_segments", "pipeline_ms"):
+                    value = v.metrics.get(name)
+                    if value is not None:
+                        add(name, value if isinstance(value, list) else [value])
 
 
 @dataclass(frozen=True)

@@ -83,3 +83,25 @@ def test_an_exception_that_is_no_symptom_is_unknown():
     c.failure = Failure(History(), "SessionCreateError: session creation refused: HTTP 400: engine", STEPS, False)
     v = stream_model_verdict(c, RuntimeError("boom"), 1.0)
     assert v.status is Status.UNKNOWN and "the run broke before a verdict: SessionCreateError" in v.message
+
+
+def test_each_session_gives_its_slo_samples():
+    from property_model import StreamModel
+
+    from harness.protocols.events import Final, PipelineEvent, Word
+
+    h = History(session_id="s-2")
+    h.add("http", method="POST", path="/v1/sessions", status=201, latency_ms=4.0, error=None)
+    h.add("connect", attempt=0, url="ws://127.0.0.1:9/v1/stream", last_segment_id=None)
+    h.add("connected", attempt=0, latency_ms=2.5)
+    h.add("audio_sent", offset=0, length=3200)
+    h.add_event(Final(0, "alpha", 0, 100, (Word("alpha", 0, 100),)))
+    h.add("control_sent", message="finalize", t_ns=h.t0_ns + 1_000_000)
+    h.add_event(PipelineEvent("dashboard_refresh"), t_ns=h.t0_ns + 21_000_000)
+    m = StreamModel(("alpha",), word_ms=100, taken=3200)
+    c = ctx(examples=0)
+    c.samples = {}
+    c.record_example(h, m, ok=True, finished=True)
+    c.record_example(History(), m, ok=False, finished=False)
+    assert c.samples == {"session_create_ms": [4.0], "connect_ms": [2.5], "session_success": [1, 0],
+                         "lost_words": [0], "duplicated_words": [0], "lost_segments": [0], "pipeline_ms": [20.0]}
