@@ -411,11 +411,12 @@ def main(args: argparse.Namespace) -> int:
         from harness import selftest
 
         selftest.plan(root, args.profile, tuple(args.defect))  # unknown defect names stop the run here
+    slo_file = _slo_file(args, suites, root)
     run = RunDir.create(args.out)
     options = PytestOptions(target=args.target, api_key=args.api_key, protocol=args.protocol,
-                            profile=args.profile, slo=args.slo, defects=tuple(args.defect), engine=args.engine,
+                            profile=args.profile, slo=slo_file, defects=tuple(args.defect), engine=args.engine,
                             allow_remote=args.allow_remote, keyword=args.keyword)
-    run.write_run_info({"suites": suites, "profile": args.profile, "slo_file": _slo_file(args),
+    run.write_run_info({"suites": suites, "profile": args.profile, "slo_file": slo_file,
                         "command": "harness run " + " ".join(_argv_of(args))})
     outcomes: list[SuiteOutcome] = []
     selftest_summary = None
@@ -433,18 +434,24 @@ def main(args: argparse.Namespace) -> int:
         selftest_summary = selftest.run_selftest(run, root, options)
     # SLOs judge the samples of this run's scenarios; a self-test alone has none of its own
     # (each defect's run is judged by whether it failed, in its own directory).
-    slo_lines, slo_path = evaluate_slos(run.path, args.slo, args.profile) if outcomes else ([], None)
-    report_path = render_report(run.path, args.slo)
+    slo_lines, slo_path = evaluate_slos(run.path, slo_file, args.profile) if outcomes else ([], None)
+    report_path = render_report(run.path, slo_file)
     run.point_latest()
     code = exit_code(run, outcomes, slo_lines, selftest_summary)
     print_summary(run, outcomes, slo_lines, slo_path, report_path, selftest_summary, code)
     return code
 
 
-def _slo_file(args: argparse.Namespace) -> str | None:
-    """The SLO file this run is judged by, resolved now so that a bad one stops the run early."""
+def _slo_file(args: argparse.Namespace, suites: Sequence[str], root: Path) -> str | None:
+    """The SLO file this run is judged by, resolved now so that a bad one stops the run early:
+    ``--slo``; else, when one suite runs alone and has its own ``slo.toml`` (a suite that does not
+    produce every metric of the profile's file, such as property or bench), that one; else the
+    profile's."""
     if args.slo:
         return str(Path(args.slo).resolve())
+    pytest_suites = [s for s in suites if s != SELFTEST]
+    if len(pytest_suites) == 1 and (root / pytest_suites[0] / "slo.toml").is_file():
+        return str((root / pytest_suites[0] / "slo.toml").resolve())
     from harness import slo as slo_mod
 
     try:

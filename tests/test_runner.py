@@ -249,3 +249,21 @@ def test_summary_puts_slo_verdicts_first(tmp_path):
     text = "".join(lines)
     assert text.index("p(95) final_latency_ms < 1500") < text.index("Suites:")
     assert "FAIL     p(95) final_latency_ms < 1500  p(95)=2210 ms over 12 samples" in text
+
+
+def test_a_suite_run_alone_is_judged_by_its_own_slo_file(tmp_path):
+    import argparse
+
+    from harness.runner import _slo_file
+
+    (tmp_path / "property").mkdir()
+    (tmp_path / "property" / "slo.toml").write_text('[slo.session_success]\nthresholds = ["rate>0.98"]\n')
+    (tmp_path / "chaos").mkdir()
+    args = argparse.Namespace(slo=None, profile="ci")
+    own = tmp_path / "property" / "slo.toml"
+    assert _slo_file(args, ["property"], tmp_path) == str(own.resolve())
+    assert _slo_file(args, ["property", "selftest"], tmp_path) == str(own.resolve())
+    assert _slo_file(args, ["property", "chaos"], tmp_path).endswith("ci.toml")  # several suites: the profile's
+    assert _slo_file(args, ["chaos"], tmp_path).endswith("ci.toml")  # no file of its own
+    args.slo = str(tmp_path / "mine.toml")
+    assert _slo_file(args, ["property"], tmp_path) == str((tmp_path / "mine.toml").resolve())
