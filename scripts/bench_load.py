@@ -12,7 +12,10 @@ streams continuously) and, alongside it:
   scheduling noise, the floor under any pacing figure on a shared box;
 * psutil samplers of the CPU of the Locust process(es) and of the server (100 % = one core).
 
-It prints the figures and writes them to ``<run dir>/artifacts/load/bench_load.json``.
+It prints the figures and writes them to ``<run dir>/artifacts/load/bench_load.json``. To see
+whether a spike was the generator's own event loop blocking (rather than the OS scheduling
+something else), add ``GEVENT_MONITOR_THREAD_ENABLE=true GEVENT_MAX_BLOCKING_TIME=0.05``: gevent
+then logs every block over 50 ms, with its stack, to ``artifacts/load/locust.log``.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class CpuTracker:
         self.root, self.word = root, word
         self.tracked: dict[int, psutil.Process] = {}
         self.samples: list[float] = []
+        self.rss: dict[int, int] = {}  # peak resident bytes per process
 
     def sample(self) -> None:
         total = 0.0
@@ -69,15 +73,17 @@ class CpuTracker:
         for p in list(self.tracked.values()):
             try:
                 total += p.cpu_percent(None)
+                self.rss[p.pid] = max(self.rss.get(p.pid, 0), p.memory_info().rss)
             except psutil.Error:
                 self.tracked.pop(p.pid, None)
         if self.tracked and total > 0:
             self.samples.append(total)
 
     def figures(self) -> dict[str, float | int | None]:
+        """Mean and max CPU % and the peak resident memory (summed over the processes)."""
         s = self.samples
         return {"mean": round(sum(s) / len(s), 1) if s else None, "max": round(max(s), 1) if s else None,
-                "samples": len(s)}
+                "samples": len(s), "peak_rss_mb": round(sum(self.rss.values()) / 2**20, 1)}
 
 
 def main() -> int:
