@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from harness.checks.verdict import Status, Verdict
-from harness.load.job import LoadJob, LoadOutcome, SoakOptions, load_record, run_job, soak_record
+from harness.load.job import DEFAULT_MAX_PACING_P99_MS, LoadJob, LoadOutcome, SoakOptions, load_record, run_job, soak_record
 from harness.load.runner import LocustPlan
 from harness.load.soak import GrowthLimits
 from harness.slo import Samples, evaluate, load
 
-LOAD_SLO = Path(__file__).resolve().parents[2] / "harness" / "load" / "slo.toml"
+LOAD_SLO = Path(__file__).resolve().parent / "slo.toml"
 SESSION_MARGIN_S = 10.0  # finalize, pipeline and close after a session's audio
 
 
@@ -53,7 +53,7 @@ def load_job(scenario, target, harness_options) -> Callable[..., LoadOutcome]:
 
     def run(users: int, duration_s: float, *, fixtures: tuple[str, ...] = (), loops: int = 1,
             soak_limits: GrowthLimits | None = None, spawn_rate: float | None = None,
-            max_pacing_p99_ms: float = 50.0, engine: str = "scripted") -> LoadOutcome:
+            max_pacing_p99_ms: float = DEFAULT_MAX_PACING_P99_MS, engine: str = "scripted") -> LoadOutcome:
         from harness.audio import load_manifest
         from harness.load.settings import LoadSettings
 

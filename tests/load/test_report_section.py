@@ -20,3 +20,14 @@ def test_load_and_soak_records_are_charted(tmp_path):
     html = render(run.path, slo_file=None).html.read_text()
     assert 'alt="load over time"' in html and 'alt="soak over time"' in html
     assert "memory.slope_mb_per_min" in html
+
+
+def test_the_load_suite_and_harness_load_share_their_slos():
+    from pathlib import Path
+
+    from harness.slo import load
+
+    root = Path(__file__).resolve().parents[2]
+    suite, cli = load(root / "scenarios/load/slo.toml"), load(root / "harness/load/slo.toml")
+    assert [(t.metric, t.expression, t.min_samples) for t in suite.thresholds] == \
+        [(t.metric, t.expression, t.min_samples) for t in cli.thresholds]
