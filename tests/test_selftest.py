@@ -132,3 +132,17 @@ def test_record_shape_is_json():
     r = selftest.DefectResult(defect="d", suites=["conformance"], caught=True, healthy_passed=True)
     rec = json.loads(json.dumps(r.to_record()))
     assert rec["record"] == "selftest" and rec["counted"] is True
+
+
+def test_ci_plan_proves_every_defect_with_short_scenarios():
+    """In CI, every planted defect has a suite to catch it; load joins only for the short soak."""
+    from harness.runner import default_scenarios_root
+    from harness.selftest import DEFECT_SUITES, plan
+
+    runs, skipped = plan(default_scenarios_root(), "ci")
+    assert skipped == {}
+    assert set(runs) == set(DEFECT_SUITES)
+    assert runs["unbounded-transcript"] == ["load"]
+    assert "load" not in runs["slow-session-create"]  # its conformance scenario is enough in CI
+    nightly, _ = plan(default_scenarios_root(), "nightly")
+    assert "load" in nightly["slow-session-create"]
