@@ -20,6 +20,7 @@ Record kinds (``Record.kind``) and their ``data``:
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import time
@@ -32,6 +33,37 @@ from harness.protocols.events import Event, Final, event_from_dict, to_dict
 RECORD_KINDS = frozenset(
     {"http", "connect", "connected", "connect_failed", "audio_sent", "control_sent", "event", "note"}
 )
+
+
+def _uncovered(covered: list[list[int]], a: int, b: int) -> Iterator[tuple[int, int]]:
+    """The parts of [a, b) that no range in ``covered`` (disjoint, sorted) contains."""
+    pos = a
+    for start, end in covered:  # a stream sent in order keeps this to one range
+        if start >= b:
+            break
+        if end <= pos:
+            continue
+        if start > pos:
+            yield pos, start
+        pos = max(pos, end)
+        if pos >= b:
+            return
+    if pos < b:
+        yield pos, b
+
+
+def _cover(covered: list[list[int]], a: int, b: int) -> None:
+    """Add [a, b) to ``covered``, merging touching ranges."""
+    merged = [a, b]
+    kept = []
+    for rng in covered:
+        if rng[1] < merged[0] or rng[0] > merged[1]:
+            kept.append(rng)
+        else:
+            merged = [min(merged[0], rng[0]), max(merged[1], rng[1])]
+    kept.append(merged)
+    kept.sort()
+    covered[:] = kept
 
 
 @dataclass
@@ -70,6 +102,10 @@ class History:
     faults: list[FaultWindow] = field(default_factory=list)
     t0_ns: int = field(default_factory=time.monotonic_ns)
     wall_t0: float = field(default_factory=time.time)
+    # (records seen, starts, first-send pieces): rebuilt when records were added since.
+    _send_index: tuple[int, list[int], list[tuple[int, int, int]]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     # --- recording --------------------------------------------------------------------
     def add(self, kind: str, t_ns: int | None = None, **data: Any) -> Record:
@@ -127,11 +163,31 @@ class History:
         return " ".join(f.text for f in self.unique_finals() if f.text).strip()
 
     def audio_send_time(self, offset: int) -> int | None:
-        """When the byte at ``offset`` was first sent (monotonic ns), or None if never."""
-        for r in self.of_kind("audio_sent"):
-            if r.data["offset"] <= offset < r.data["offset"] + r.data["length"]:
-                return r.t_ns
+        """When the byte at ``offset`` was first sent (monotonic ns), or None if never.
+
+        Answered from an index of first sends (bisect), so checks that ask once per final stay
+        fast on an hour-long history; resends and duplicates never count as a first send."""
+        starts, pieces = self._first_sends()
+        i = bisect.bisect_right(starts, offset) - 1
+        if i >= 0 and pieces[i][0] <= offset < pieces[i][1]:
+            return pieces[i][2]
         return None
+
+    def _first_sends(self) -> tuple[list[int], list[tuple[int, int, int]]]:
+        if self._send_index is not None and self._send_index[0] == len(self.records):
+            return self._send_index[1], self._send_index[2]
+        covered: list[list[int]] = []  # disjoint, sorted [start, end) ranges already sent
+        pieces: list[tuple[int, int, int]] = []  # (start, end, t_ns) of bytes sent for the first time
+        for r in self.records:
+            if r.kind != "audio_sent" or r.data["length"] <= 0:
+                continue
+            a, b = r.data["offset"], r.data["offset"] + r.data["length"]
+            pieces.extend((s, e, r.t_ns) for s, e in _uncovered(covered, a, b))
+            _cover(covered, a, b)
+        pieces.sort()
+        starts = [p[0] for p in pieces]
+        self._send_index = (len(self.records), starts, pieces)
+        return starts, pieces
 
     def ms_since_t0(self, t_ns: int) -> float:
         return (t_ns - self.t0_ns) / 1e6
