@@ -201,6 +201,27 @@ def target(pytestconfig: pytest.Config) -> Any:
 
 
 @pytest.fixture(scope="session")
+def toxiproxy() -> Any:
+    """(API URL of a running Toxiproxy, "") or (None, why there is none), for the whole session:
+    ``TOXIPROXY_URL`` if set, else a toxiproxy-server started here and stopped at the end."""
+    from harness.services import TOXIPROXY_MISSING, ServiceError, ToxiproxyServer, find_toxiproxy_server
+
+    server = ToxiproxyServer()
+    if not server.external_url and find_toxiproxy_server() is None:
+        yield None, TOXIPROXY_MISSING
+        return
+    try:
+        server.start()
+    except ServiceError as exc:
+        yield None, str(exc)
+        return
+    try:
+        yield server.url, ""
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
 def manifest():
     """The audio fixtures' manifest (fixtures/audio/manifest.json)."""
     from harness.audio import load_manifest

@@ -23,12 +23,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
+import browser_checks as bc
 from browser_checks import fill_history
 from browser_client import ClientConfig, WebClient
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from harness.browser import BrowserSession, Chromium
+from harness.checks import integrity, recovery
 from harness.checks.verdict import Status, Verdict
 from harness.history import History
 
@@ -175,3 +177,35 @@ async def recorded_browser(scenario: Any, chromium: Chromium, config: ClientConf
             for label, path in browser.artifacts.items():
                 if path.exists():
                     scenario.artifact(label, path)
+
+
+async def finish_after_reconnect(run: BrowserRun, scenario: Any, config: ClientConfig, *, mark: int, cause: str,
+                                 script: str, fixture_text: str) -> None:
+    """After the stream dropped (``cause``): the page reconnects and streams again, Stop leads to the
+    session page with every result, and the transcript is what a clean run gives (the script over
+    the audio sent, or the fixture's text): nothing lost or doubled, recovery measured."""
+    c, status = run.client, config.status
+    await run.step("browser.reconnect", wait_reconnected(run, timeout_s=20),
+                   f"the page did not reconnect after {cause}")
+    sent = bc.audio_bytes(run.sync_history())
+    run.check(bc.reconnect(c.statuses(), status, len(run.browser.sockets), run.who, after_index=mark))
+    await run.step("browser.streaming", wait_audio_sent(run, sent / 32000 + 1.5),
+                   "the page did not stream again after reconnecting")
+
+    await c.stop()
+    await run.step("browser.session_page", c.wait_session_page(), "Stop did not lead to the session page")
+    results = await run.step("browser.session_page", c.wait_results(), "the session page did not show every result")
+    await run.screenshot("screenshot")
+
+    h = run.sync_history()
+    expected = (integrity.expected_scripted_words(script, bc.audio_bytes(h)) if config.query_options
+                else fixture_text.split())
+    run.check(bc.session_page(results, run.who))
+    run.check(bc.transcript(await c.session_finals(), expected, run.who, "the session page"))
+    for v in integrity.all_checks(h, expected):
+        run.check(v)
+    run.check(bc.console(run.browser.console, run.who, allow_network_errors=True))
+    run.check(recovery.recovery(h))
+    for v in bc.latencies(h, config, run.who):
+        run.check(v)
+    run.check(bc.success(h, scenario.verdicts))

@@ -71,26 +71,6 @@ async def chromium_for(manifest) -> AsyncIterator[Callable[..., Awaitable[object
             await browser.close()
 
 
-@pytest.fixture(scope="session")
-def toxiproxy_url() -> Iterator[tuple[str | None, str]]:
-    """(API URL of a running Toxiproxy, "") or (None, why there is none)."""
-    from harness.services import TOXIPROXY_MISSING, ServiceError, ToxiproxyServer, find_toxiproxy_server
-
-    server = ToxiproxyServer()
-    if not server.external_url and find_toxiproxy_server() is None:
-        yield None, TOXIPROXY_MISSING
-        return
-    try:
-        server.start()
-    except ServiceError as exc:
-        yield None, str(exc)
-        return
-    try:
-        yield server.url, ""
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def own_server(target) -> Iterator[Callable[..., object]]:
     """Starts reference servers of this scenario's own (with the run's defects), stopped at the end.

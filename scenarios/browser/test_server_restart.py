@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 
-import browser_checks as bc
 import pytest
-from browser_kit import recorded_browser, wait_audio_sent, wait_reconnected
+from browser_kit import finish_after_reconnect, recorded_browser, wait_audio_sent
 
 from harness.browser import LiveOptions
-from harness.checks import integrity, recovery
 
 FIXTURE = "meeting-01-rms"
 SCRIPT = "alpha bravo charlie delta echo foxtrot golf hotel"
@@ -47,28 +45,6 @@ async def test_server_restart_mid_recording(how, scenario, chromium_for, client_
         with run.history.fault("restart", target="reference-server", signal="SIGTERM" if graceful else "SIGKILL"):
             await asyncio.to_thread(server.stop if graceful else server.kill)
             await asyncio.to_thread(server.start)
-        await run.step("browser.reconnect", wait_reconnected(run, timeout_s=20),
-                       f"the page did not reconnect after the server restarted ({how})")
-        sent = bc.audio_bytes(run.sync_history())
-        run.check(bc.reconnect(c.statuses(), status, len(run.browser.sockets), run.who, after_index=mark))
-        await run.step("browser.streaming", wait_audio_sent(run, sent / 32000 + 1.5),
-                       "the page did not stream again after reconnecting")
-
-        await c.stop()
-        await run.step("browser.session_page", c.wait_session_page(), "Stop did not lead to the session page")
-        results = await run.step("browser.session_page", c.wait_results(), "the session page did not show every result")
-        await run.screenshot("screenshot")
-
-        h = run.sync_history()
-        expected = (integrity.expected_scripted_words(SCRIPT, bc.audio_bytes(h)) if client_config.query_options
-                    else fx.text.split())
-        run.check(bc.session_page(results, run.who))
-        run.check(bc.transcript(await c.session_finals(), expected, run.who, "the session page"))
-        for v in integrity.all_checks(h, expected):
-            run.check(v)
-        run.check(bc.console(run.browser.console, run.who, allow_network_errors=True))
-        run.check(recovery.recovery(h))
-        for v in bc.latencies(h, client_config, run.who):
-            run.check(v)
-        run.check(bc.success(h, scenario.verdicts))
+        await finish_after_reconnect(run, scenario, client_config, mark=mark, script=SCRIPT, fixture_text=fx.text,
+                                     cause=f"the server restarted ({how})")
     scenario.verify()

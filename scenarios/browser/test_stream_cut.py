@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import os
 
-import browser_checks as bc
 import pytest
-from browser_kit import recorded_browser, wait_audio_sent, wait_reconnected
+from browser_kit import finish_after_reconnect, recorded_browser, wait_audio_sent
 from stream_cut import RouteCut, ToxiproxyCut
 
 from harness.browser import LiveOptions
-from harness.checks import integrity, recovery
 
 FIXTURE = "meeting-01-rms"
 SCRIPT = "alpha bravo charlie delta echo foxtrot golf hotel"
@@ -30,18 +28,11 @@ def scripted() -> LiveOptions:
     return LiveOptions(engine="scripted", script=SCRIPT, backoff_ms=100, backoff_max_ms=500, reconnect_attempts=30)
 
 
-def baseline(config, h, fixture_text: str) -> list[str]:
-    """What a clean run gives: the script over the audio sent, or (no scripted engine) the fixture text."""
-    if config.query_options:
-        return integrity.expected_scripted_words(SCRIPT, bc.audio_bytes(h))
-    return fixture_text.split()
-
-
 @pytest.mark.catches("client-no-reconnect")
-async def test_stream_cut_mid_recording(scenario, chromium_for, client_config, target, toxiproxy_url, manifest,
+async def test_stream_cut_mid_recording(scenario, chromium_for, client_config, target, toxiproxy, manifest,
                                         harness_options) -> None:
     fx = manifest.get(FIXTURE)
-    api_url, _why = toxiproxy_url
+    api_url, _why = toxiproxy
     # A page at an absolute address would not be loaded through the proxy: route its sockets instead.
     use_route = os.environ.get(CUT_ENV) == "route" or api_url is None or "://" in client_config.path
     cutter = await (RouteCut(target.http_url) if use_route else ToxiproxyCut(api_url, target.http_url)).open()
@@ -61,29 +52,8 @@ async def test_stream_cut_mid_recording(scenario, chromium_for, client_config, t
 
             mark = len(c.statuses())
             await cutter.cut(CUT_S, run.history)
-            await run.step("browser.reconnect", wait_reconnected(run, timeout_s=20),
-                           "the page did not reconnect after the stream was cut")
-            sent = bc.audio_bytes(run.sync_history())
-            run.check(bc.reconnect(c.statuses(), status, len(run.browser.sockets), run.who, after_index=mark))
-            await run.step("browser.streaming", wait_audio_sent(run, sent / 32000 + 1.5),
-                           "the page did not stream again after reconnecting")
-
-            await c.stop()
-            await run.step("browser.session_page", c.wait_session_page(), "Stop did not lead to the session page")
-            results = await run.step("browser.session_page", c.wait_results(), "the session page did not show every result")
-            await run.screenshot("screenshot")
-
-            h = run.sync_history()
-            expected = baseline(client_config, h, fx.text)
-            run.check(bc.session_page(results, run.who))
-            run.check(bc.transcript(await c.session_finals(), expected, run.who, "the session page"))
-            for v in integrity.all_checks(h, expected):
-                run.check(v)
-            run.check(bc.console(run.browser.console, run.who, allow_network_errors=True))
-            run.check(recovery.recovery(h))
-            for v in bc.latencies(h, client_config, run.who):
-                run.check(v)
-            run.check(bc.success(h, scenario.verdicts))
+            await finish_after_reconnect(run, scenario, client_config, mark=mark, script=SCRIPT,
+                                         fixture_text=fx.text, cause="the stream was cut")
     finally:
         await cutter.close()
     scenario.verify()
