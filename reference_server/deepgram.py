@@ -15,8 +15,11 @@ Choices where Deepgram leaves room, made as Deepgram's own service and SDKs expe
 - Credentials: ``Authorization: Token <key>`` (``Bearer`` too), or the subprotocol pair
   ``token, <key>`` that browsers use (answered with ``token``). Wrong or missing: HTTP 401 at the
   handshake, JSON body and ``dg-error`` header, as Deepgram does; SDKs report a failed connect.
-- Parameters: ``encoding`` must be ``linear16`` (the default here), ``sample_rate`` 16000 (the
-  default), ``channels`` 1; ``interim_results`` and ``vad_events`` are ``true``/``false``;
+- Parameters: ``encoding`` ``linear16`` (the default here), ``mulaw`` or ``alaw`` (telephony),
+  ``sample_rate`` 8000, 16000 (the default), 24000, 44100 or 48000, converted to the engine's
+  16 kHz with soxr (``wire/audio.py``); ``channels`` 1 (more is refused: the engines are mono);
+  ``tag`` is recorded as the connection's tag (``GET /debug/connections?tag=``, and the session's
+  ``metadata.tag``); ``interim_results`` and ``vad_events`` are ``true``/``false``;
   ``endpointing`` is ``false`` or milliseconds; ``utterance_end_ms`` a positive integer. A bad
   one is refused at the handshake with HTTP 400, its name in the body's ``err_msg`` and the
   ``dg-error`` header. Other Deepgram parameters (``language``, ``punctuate`` …) are accepted and
@@ -60,12 +63,15 @@ from .sessions import SessionError, SessionManager
 from .states import FINALIZED
 from .stats import Stats
 from .timefmt import iso
+from .wire.audio import AudioConverter, AudioFormat, AudioFormatError
+from .wire.records import ConnectionLog, ConnectionRecord
 
 log = logging.getLogger("reference_server.deepgram")
 
 MODEL_UUID = str(uuid.uuid5(uuid.NAMESPACE_URL, "urn:reference-server:model"))  # stable, and a real UUID
 UTTERANCE_POLL_S = 0.1  # how often the taken audio is checked for an utterance-ending gap
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+_ENCODINGS = {"linear16": "pcm_s16le", "mulaw": "mulaw", "alaw": "alaw"}
 
 
 @dataclass(frozen=True)
@@ -78,19 +84,26 @@ class ListenOptions:
     utterance_end_ms: int | None = None
     engine: str | None = None  # extension: model=<engine>
     script: str = ""  # extension: the scripted engine's words
+    audio: AudioFormat = AudioFormat("pcm_s16le", 16000)
+    tag: str | None = None
 
     @classmethod
     def parse(cls, query: QueryParams) -> ListenOptions:
         """Raises SessionError(400) naming the first bad parameter."""
         encoding = query.get("encoding", "linear16")
-        if encoding.lower() != "linear16":
-            raise _bad("encoding", f"encoding={encoding!r} is not supported: send raw 16-bit PCM as encoding=linear16")
+        if encoding.lower() not in _ENCODINGS:
+            raise _bad("encoding", f"encoding={encoding!r} is not supported: use linear16 (raw 16-bit PCM), mulaw "
+                                   "or alaw")
         sample_rate = _int(query, "sample_rate", 16000)
-        if sample_rate != 16000:
-            raise _bad("sample_rate", f"sample_rate={sample_rate} is not supported: audio must be 16000 Hz")
+        try:
+            audio = AudioFormat(_ENCODINGS[encoding.lower()], sample_rate).check()
+        except AudioFormatError as exc:
+            raise _bad("sample_rate", f"sample_rate={sample_rate} is not supported: use 8000, 16000, 24000, 44100 "
+                                      "or 48000 Hz") from exc
         channels = _int(query, "channels", 1)
         if channels != 1:
-            raise _bad("channels", f"channels={channels} is not supported: audio must be mono (channels=1)")
+            raise _bad("channels", f"channels={channels} is not supported: this server transcribes one channel "
+                                   "only; send mono audio (channels=1) or one connection per channel")
         endpointing = _endpointing(query)
         utterance_end_ms = _int(query, "utterance_end_ms", None)
         if utterance_end_ms is not None and utterance_end_ms <= 0:
@@ -104,6 +117,8 @@ class ListenOptions:
             utterance_end_ms=utterance_end_ms,
             engine=model if model in ENGINES else None,
             script=query.get("script", ""),
+            audio=audio,
+            tag=query.get("tag") or None,
         )
 
     def session_body(self, default_engine: str) -> dict[str, Any]:
@@ -111,7 +126,8 @@ class ListenOptions:
         options = {"interim_results": self.interim_results, "vad_events": self.vad_events,
                    "endpointing": self.endpointing, "utterance_end_ms": self.utterance_end_ms}
         return {"engine": self.engine or default_engine, "sample_rate": 16000, "script": self.script,
-                "metadata": {"protocol": "deepgram", **{k: v for k, v in options.items() if v is not None}}}
+                "metadata": {"protocol": "deepgram", **{k: v for k, v in options.items() if v is not None},
+                             **({"tag": self.tag} if self.tag else {})}}
 
 
 def _bad(name: str, message: str) -> SessionError:
@@ -184,8 +200,12 @@ class UtteranceEnds:
 class DeepgramConnection:
     """The session's stream sink: takes the session layer's v1 messages, speaks Deepgram's."""
 
-    def __init__(self, ws: WebSocket, rt: SessionRuntime, manager: SessionManager, options: ListenOptions) -> None:
+    def __init__(self, ws: WebSocket, rt: SessionRuntime, manager: SessionManager, options: ListenOptions,
+                 record: ConnectionRecord | None = None, stats: Stats | None = None) -> None:
         self.ws = ws
+        self.record = record or ConnectionRecord(id="-", protocol="deepgram")
+        self.stats = stats
+        self.converter = AudioConverter(options.audio)
         self.rt = rt
         self.manager = manager
         self.options = options
@@ -199,7 +219,6 @@ class DeepgramConnection:
         self.last_activity = time.monotonic()
         self.handling = False
         self.opened = self.last_activity
-        self.odd_byte = b""
         self.sha = hashlib.sha256()
         self.bytes_in = 0
         self.refused_audio = False
@@ -208,6 +227,7 @@ class DeepgramConnection:
     async def send(self, message: dict[str, Any]) -> bool:
         kind = message.get("type")
         if kind in ("partial", "final"):
+            self.record.result(is_final=kind == "final", text=message.get("text", ""))
             return await self._on_result(message, is_final=kind == "final")
         if kind == "error":
             return await self._send(_error(message.get("code", "internal"), message.get("message", "")))
@@ -219,6 +239,7 @@ class DeepgramConnection:
         async with self._send_lock:
             if self.closed:
                 return
+            self.record.closed(code, reason)
             try:
                 if code == 1000 and not self.metadata_sent:  # e.g. finalized over HTTP meanwhile
                     self.metadata_sent = True
@@ -287,7 +308,7 @@ class DeepgramConnection:
     def metadata(self) -> dict[str, Any]:
         return {"type": "Metadata", "transaction_key": "deprecated", "request_id": self.rt.id,
                 "sha256": self.sha.hexdigest(), "created": iso(self.rt.created_at),
-                "duration": self.bytes_in / 32000, "channels": 1, "models": [MODEL_UUID],
+                "duration": self.options.audio.duration_ms(self.bytes_in) / 1000, "channels": 1, "models": [MODEL_UUID],
                 "model_info": {MODEL_UUID: self._model_info()}}
 
     # --- receiving ---------------------------------------------------------------------------
@@ -301,13 +322,18 @@ class DeepgramConnection:
             while not self.closed:
                 message = await self.ws.receive()
                 if message["type"] == "websocket.disconnect":
+                    self.record.closed(message.get("code"), message.get("reason") or "client closed")
                     break
                 # While a message is handled (backpressure, a flush) the client's silence cannot
                 # be measured: the timeout counts from the end of the handling.
                 self.handling = True
                 try:
                     if message.get("bytes") is not None:
+                        self.record.audio(len(message["bytes"]))
+                        if self.stats is not None:
+                            self.stats.protocol_audio("deepgram", len(message["bytes"]))
                         if not message["bytes"]:  # an empty binary frame: Deepgram's older CloseStream
+                            self.record.control("CloseStream", empty_frame=True)
                             stream_closed = True
                             await self._close_stream()
                             break
@@ -336,11 +362,9 @@ class DeepgramConnection:
                 await self._send(_error("session_closed", "the session is finalized: audio from here on is not "
                                                           "transcribed"))
             return
-        data = self.odd_byte + data
-        cut = len(data) - len(data) % 2  # a sample split across frames waits for its other byte
-        data, self.odd_byte = data[:cut], data[cut:]
         self.sha.update(data)
         self.bytes_in += len(data)
+        data = self.converter.convert(data)  # a sample split across frames waits for its other bytes
         step = self.manager.config.max_frame_bytes
         for i in range(0, len(data), step):
             self.manager.take_audio(self.rt, self.rt.received_offset, data[i:i + step], stream_opened=self.opened)
@@ -353,6 +377,8 @@ class DeepgramConnection:
         except ValueError:
             message = None
         kind = message.get("type") if isinstance(message, dict) else None
+        if kind in ("KeepAlive", "Finalize", "CloseStream"):
+            self.record.control(kind)
         if kind == "KeepAlive":
             return False
         if kind == "Finalize":
@@ -374,6 +400,9 @@ class DeepgramConnection:
 
     async def _close_stream(self) -> None:
         """CloseStream: the last finals (from_finalize), Metadata, the shared finalize path, 1000."""
+        tail = self.converter.flush()  # the resampler's last samples
+        if tail and self.rt.state not in FINALIZED and not self.rt.deleted:
+            self.manager.take_audio(self.rt, self.rt.received_offset, tail, stream_opened=self.opened)
         if self.rt.state not in FINALIZED:
             await self._flush()  # so that the last finals are told apart from endpoint ones
         await self.manager.finalize(self.rt, "deepgram")
@@ -437,11 +466,15 @@ async def _deny(ws: WebSocket, status: int, code: str, message: str) -> None:
     await ws.send_denial_response(JSONResponse(body, status_code=status, headers={"dg-error": message}))
 
 
-async def serve_listen(ws: WebSocket, manager: SessionManager, stats: Stats) -> None:
+async def serve_listen(ws: WebSocket, manager: SessionManager, stats: Stats,
+                       connections: ConnectionLog | None = None) -> None:
     """The endpoint: authorize and check parameters at the handshake, create the session, accept,
     attach, receive until the stream ends."""
+    record = (connections or ConnectionLog(limit=1)).open("deepgram", ws.query_params.get("tag") or None)
+    stats.protocol_connection("deepgram")
     key, subprotocol = _credential(ws)
     if not manager.authorized(None, key):
+        record.closed(401, "handshake refused: HTTP 401")
         await _deny(ws, 401, "INVALID_AUTH",
                     "Invalid credentials: send Authorization: Token <API key> (or the subprotocols token, <API key>)")
         return
@@ -450,19 +483,23 @@ async def serve_listen(ws: WebSocket, manager: SessionManager, stats: Stats) -> 
         rt, _token = await manager.create(options.session_body(manager.config.engine))
     except SessionError as exc:
         if exc.status != 503:
+            record.closed(exc.status, f"handshake refused: HTTP {exc.status}")
             await _deny(ws, exc.status, "INVALID_QUERY_PARAMETER" if exc.status == 400 else exc.code, exc.message)
             return
         await ws.accept(subprotocol=subprotocol)
+        record.closed(1013, "at capacity: try again later")
         await ws.close(1013, "at capacity: try again later")
         return
+    record.session_id = rt.id
     try:
         await ws.accept(subprotocol=subprotocol)
     except Exception:  # noqa: BLE001 - the client left during the handshake: nobody knows this session
+        record.closed(1006, "client left during the handshake")
         await manager.delete(rt)
         return
     stats.ws_opened()
+    conn = DeepgramConnection(ws, rt, manager, options, record, stats)
     try:
-        conn = DeepgramConnection(ws, rt, manager, options)
 
         async def no_ready(_committed: int) -> None:
             return None  # Deepgram sends nothing until it has results
@@ -472,4 +509,5 @@ async def serve_listen(ws: WebSocket, manager: SessionManager, stats: Stats) -> 
             return
         await conn.run()
     finally:
+        record.closed(1006, "client went away")  # kept only if nothing closed it first
         stats.ws_closed()

@@ -17,6 +17,7 @@ from .sessions import SessionManager
 from .stats import Stats, StatsCollector
 from .store import Store
 from .tracker import Tracker
+from .wire.records import ConnectionLog
 
 log = logging.getLogger("reference_server")
 
@@ -28,6 +29,7 @@ class ServerState:
     tracker: Tracker
     stats: Stats
     manager: SessionManager
+    connections: ConnectionLog = field(default_factory=ConnectionLog)  # vendor connections, /debug/connections
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     @classmethod

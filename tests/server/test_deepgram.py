@@ -220,7 +220,8 @@ async def test_the_key_may_come_as_the_browser_subprotocol(server: ReferenceServ
 
 
 @pytest.mark.parametrize("query, name", [
-    ({"encoding": "mulaw"}, "encoding"),
+    ({"encoding": "opus"}, "encoding"),
+    ({"sample_rate": 11025}, "sample_rate"),
     ({"channels": 2}, "channels"),
     ({"sample_rate": "fast"}, "sample_rate"),
     ({"utterance_end_ms": "-5"}, "utterance_end_ms"),
