@@ -322,7 +322,7 @@ class DeepgramConnection:
             while not self.closed:
                 message = await self.ws.receive()
                 if message["type"] == "websocket.disconnect":
-                    self.record.closed(message.get("code"), message.get("reason") or "client closed")
+                    self.record.closed(message.get("code"), message.get("reason") or "client closed", by="client")
                     break
                 # While a message is handled (backpressure, a flush) the client's silence cannot
                 # be measured: the timeout counts from the end of the handling.
@@ -470,11 +470,11 @@ async def serve_listen(ws: WebSocket, manager: SessionManager, stats: Stats,
                        connections: ConnectionLog | None = None) -> None:
     """The endpoint: authorize and check parameters at the handshake, create the session, accept,
     attach, receive until the stream ends."""
-    record = (connections or ConnectionLog(limit=1)).open("deepgram", ws.query_params.get("tag") or None)
+    record = (connections or ConnectionLog(limit=1)).open("deepgram", ws.query_params.get("tag") or None, ws.url.path)
     stats.protocol_connection("deepgram")
     key, subprotocol = _credential(ws)
     if not manager.authorized(None, key):
-        record.closed(401, "handshake refused: HTTP 401")
+        record.refused(401)
         await _deny(ws, 401, "INVALID_AUTH",
                     "Invalid credentials: send Authorization: Token <API key> (or the subprotocols token, <API key>)")
         return
@@ -483,7 +483,7 @@ async def serve_listen(ws: WebSocket, manager: SessionManager, stats: Stats,
         rt, _token = await manager.create(options.session_body(manager.config.engine))
     except SessionError as exc:
         if exc.status != 503:
-            record.closed(exc.status, f"handshake refused: HTTP {exc.status}")
+            record.refused(exc.status)
             await _deny(ws, exc.status, "INVALID_QUERY_PARAMETER" if exc.status == 400 else exc.code, exc.message)
             return
         await ws.accept(subprotocol=subprotocol)
@@ -494,7 +494,7 @@ async def serve_listen(ws: WebSocket, manager: SessionManager, stats: Stats,
     try:
         await ws.accept(subprotocol=subprotocol)
     except Exception:  # noqa: BLE001 - the client left during the handshake: nobody knows this session
-        record.closed(1006, "client left during the handshake")
+        record.closed(1006, "client left during the handshake", by="client")
         await manager.delete(rt)
         return
     stats.ws_opened()
@@ -509,5 +509,5 @@ async def serve_listen(ws: WebSocket, manager: SessionManager, stats: Stats,
             return
         await conn.run()
     finally:
-        record.closed(1006, "client went away")  # kept only if nothing closed it first
+        record.closed(1006, "client went away", by="client")  # kept only if nothing closed it first
         stats.ws_closed()

@@ -73,7 +73,15 @@ class Control:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-Action = Deny | Send | Open | Audio | Flush | Finish | Close | Control
+@dataclass(frozen=True)
+class Received:
+    """An audio frame that came inside a text message (OpenAI's base64 appends): recorded and
+    counted like a binary frame, ``n_bytes`` as decoded."""
+
+    n_bytes: int
+
+
+Action = Deny | Send | Open | Audio | Flush | Finish | Close | Control | Received
 
 
 class Adapter:

@@ -25,7 +25,7 @@ from starlette.websockets import WebSocket
 from ..runtime import SessionRuntime
 from ..sessions import SessionError
 from ..states import FINALIZED
-from .adapter import Action, Adapter, Audio, Close, Control, Deny, Finish, Flush, Open, Send
+from .adapter import Action, Adapter, Audio, Close, Control, Deny, Finish, Flush, Open, Received, Send
 from .records import ConnectionRecord
 
 if TYPE_CHECKING:
@@ -77,6 +77,9 @@ class VendorConnection:
             await self._send_text(json.dumps(action.message, separators=(",", ":")))
         elif isinstance(action, Control):
             self.record.control(action.kind, **action.detail)
+        elif isinstance(action, Received):
+            self.record.audio(action.n_bytes)
+            self.state.stats.protocol_audio(self.adapter.protocol, action.n_bytes)
         elif isinstance(action, Open):
             await self._open()
         elif isinstance(action, Audio):
@@ -104,7 +107,7 @@ class VendorConnection:
             if self.closed:
                 return
             self.closed = True
-            self.record.closed(code, reason)
+            self.record.closed(code, reason, by="server")
             try:
                 await self.ws.close(code, reason[:120])
             except Exception:  # noqa: BLE001 - already gone
@@ -192,7 +195,7 @@ class VendorConnection:
         finally:
             if watchdog is not None:
                 watchdog.cancel()
-            self.record.closed(code if code is not None else 1006, reason or "client went away")
+            self.record.closed(code if code is not None else 1006, reason or "client went away", by="client")
             self.closed = True
             rt = self.rt
             if rt is not None and not self.finished:
@@ -212,7 +215,7 @@ class VendorConnection:
 async def serve_vendor(ws: WebSocket, state: ServerState, make: Callable[..., Adapter]) -> None:
     """One vendor endpoint: authorize and check the query at the handshake, accept, run."""
     adapter = make(ws.query_params, ws.headers, state.config.engine)
-    record = state.connections.open(adapter.protocol, adapter.tag)
+    record = state.connections.open(adapter.protocol, adapter.tag, ws.url.path)
     state.stats.protocol_connection(adapter.protocol)
     if not state.manager.authorized(None, adapter.credential()):
         actions = adapter.unauthorized()
@@ -221,13 +224,13 @@ async def serve_vendor(ws: WebSocket, state: ServerState, make: Callable[..., Ad
         actions = adapter.on_connect()
     if actions and isinstance(actions[0], Deny):
         deny = actions[0]
-        record.closed(deny.status, f"handshake refused: HTTP {deny.status}")
+        record.refused(deny.status)
         await ws.send_denial_response(JSONResponse(deny.body, status_code=deny.status, headers=deny.headers))
         return
     try:
         await ws.accept(subprotocol=adapter.subprotocol)
     except Exception:  # noqa: BLE001 - the client left during the handshake
-        record.closed(1006, "client left during the handshake")
+        record.closed(1006, "client left during the handshake", by="client")
         return
     state.stats.ws_opened()
     conn = VendorConnection(ws, state, adapter, record)

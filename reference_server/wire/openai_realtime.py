@@ -50,7 +50,7 @@ from typing import Any
 
 from starlette.datastructures import Headers, QueryParams
 
-from .adapter import Action, Adapter, Audio, Close, Control, Deny, Flush, Open, Send
+from .adapter import Action, Adapter, Audio, Close, Control, Deny, Flush, Open, Received, Send
 from .audio import ENGINE_RATE, AudioConverter, AudioFormat
 
 INPUT_BUFFER_MAX_BYTES = 15 * 1024 * 1024
@@ -237,7 +237,7 @@ class OpenAIRealtimeAdapter(Adapter):
                                 client_event=client_event)]
         self.audio_started = True
         pcm = self.converter.convert(raw)
-        actions: list[Action] = [Control("append", {"bytes": len(raw)})]
+        actions: list[Action] = [Received(len(raw))]
         if self.turn_detection is None:
             if len(self.buffer) + len(pcm) > INPUT_BUFFER_MAX_BYTES:
                 return [*actions, self._error("input_audio_buffer_full", "the input audio buffer is full (15 MiB): "

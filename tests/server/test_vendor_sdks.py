@@ -62,7 +62,7 @@ async def test_openai_sdk_realtime_transcription_session(server: ReferenceServer
     assert "conversation.item.input_audio_transcription.delta" in events
     assert_heard(transcript)
     [record] = await connections(server, tag=tag)
-    assert record["protocol"] == "openai-realtime" and [c["type"] for c in record["controls"]].count("commit") == 1
+    assert record["protocol"] == "openai-realtime" and [name for _, name in record["controls"]].count("commit") == 1
     body = await session_when_done(server, record["session_id"])
     assert body["transcript"] == transcript and body["metadata"]["tag"] == tag
 
@@ -125,8 +125,8 @@ async def test_speechmatics_sdk_realtime(server: ReferenceServer) -> None:
     assert partials, "no AddPartialTranscript with enable_partials"
     [record] = await connections(server, tag=tag)
     assert record["protocol"] == "speechmatics" and record["session_id"] == started[0]
-    assert record["audio_frames"] == -(-len(audio) // 17640) and record["close_code"] == 1000
-    assert [c["type"] for c in record["controls"]][-1] == "EndOfStream"
+    assert record["audio"]["total_frames"] == -(-len(audio) // 17640) and record["close_code"] == 1000
+    assert record["closed_by"] == "server" and [name for _, name in record["controls"]][-1] == "EndOfStream"
     body = await session_when_done(server, started[0])
     assert body["transcript"] == text
 
@@ -170,7 +170,7 @@ async def test_deepgram_sdk_listen_v1_resampled_studio_audio(server: ReferenceSe
     assert_heard(text)
     [record] = await connections(server, tag=tag)
     assert record["protocol"] == "deepgram" and record["session_id"] == request_id
-    assert [c["type"] for c in record["controls"]] == ["CloseStream"]
+    assert [name for _, name in record["controls"]] == ["CloseStream"]
     body = await session_when_done(server, request_id)
     assert body["transcript"] == text and body["metadata"]["tag"] == tag
 
