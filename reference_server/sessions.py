@@ -51,7 +51,7 @@ EARLY_AUDIO_BYTES = 300 * BYTES_PER_MS
 # defects finalize-not-idempotent and duplicate-engine-race: the first caller of an unguarded
 # check-then-act waits this long at most for a second caller to pass the same check, so the
 # race happens by construction instead of when the scheduler happens to interleave the two.
-RACE_WINDOW_S = 5.0
+RACE_WINDOW_S = 1.5
 UNBOUNDED_PARTIAL_COPY_BYTES = 32000  # defect unbounded-transcript: audio copied with each partial
 
 
