@@ -12,7 +12,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
 from .config import ServerConfig
-from .deepgram import serve_listen
 from .http_api import build_router, error_response
 from .pages import mount_pages
 from .sessions import SessionError
@@ -59,10 +58,6 @@ def create_app(config: ServerConfig, state: ServerState | None = None) -> FastAP
     @app.websocket("/v1/stream")
     async def stream(ws: WebSocket) -> None:
         await serve_stream(ws, state.manager, state.stats)
-
-    @app.websocket("/v1/listen")
-    async def listen(ws: WebSocket) -> None:
-        await serve_listen(ws, state.manager, state.stats, state.connections)
 
     for path, adapter in VENDOR_ROUTES.items():
         app.add_api_websocket_route(path, _vendor_endpoint(state, adapter))

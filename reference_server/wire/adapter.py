@@ -17,6 +17,7 @@ from typing import Any
 
 from starlette.datastructures import Headers, QueryParams
 
+from ..config import ServerConfig
 from ..engines import ENGINES
 
 
@@ -90,12 +91,15 @@ class Adapter:
     protocol = "unknown"
     subprotocol: str | None = None  # answered at accept
     idle_timeout_s: float | None = None  # on_idle() after this long without a frame
+    tick_s: float | None = None  # on_tick() this often while the engine is idle
     open_at_connect = False  # create the session as soon as the connection is accepted
+    create_before_accept = False  # create it during the handshake (a refusal can still be a Deny)
 
-    def __init__(self, query: QueryParams, headers: Headers, default_engine: str) -> None:
+    def __init__(self, query: QueryParams, headers: Headers, config: ServerConfig) -> None:
         self.query = query
         self.headers = headers
-        self.default_engine = default_engine
+        self.config = config
+        self.default_engine = config.engine
         self.tag: str | None = query.get("tag") or None
         self.session_id: str | None = None
 
@@ -132,6 +136,10 @@ class Adapter:
         return []
 
     def on_idle(self) -> list[Action]:
+        return []
+
+    def on_tick(self, taken_ms: int) -> list[Action]:
+        """Every ``tick_s`` while the engine has reported on all audio through ``taken_ms``."""
         return []
 
     # --- the session layer -----------------------------------------------------------------

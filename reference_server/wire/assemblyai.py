@@ -44,6 +44,7 @@ from typing import Any
 
 from starlette.datastructures import Headers, QueryParams
 
+from ..config import ServerConfig
 from .adapter import Action, Adapter, Audio, Close, Control, Finish, Flush, Send
 from .audio import AudioConverter, AudioFormat, AudioFormatError
 
@@ -61,8 +62,8 @@ class AssemblyAIAdapter(Adapter):
     protocol = "assemblyai"
     open_at_connect = True
 
-    def __init__(self, query: QueryParams, headers: Headers, default_engine: str) -> None:
-        super().__init__(query, headers, default_engine)
+    def __init__(self, query: QueryParams, headers: Headers, config: ServerConfig) -> None:
+        super().__init__(query, headers, config)
         self.converter: AudioConverter | None = None
         self.format_turns = False
         self.turns: dict[int, int] = {}  # segment id -> turn_order

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocket
 
+from ..engines import BYTES_PER_MS
 from ..runtime import SessionRuntime
 from ..sessions import SessionError
 from ..states import FINALIZED
@@ -46,6 +47,7 @@ class VendorConnection:
         self.finished = False  # the protocol's own end ran the finalize path
         self.last_activity = time.monotonic()
         self.opened = self.last_activity
+        self.handling = False  # while a frame is handled (backpressure, a flush) silence is not measured
         self._send_lock = asyncio.Lock()
 
     # --- StreamSink (the session layer calls these) ----------------------------------------
@@ -113,25 +115,37 @@ class VendorConnection:
             except Exception:  # noqa: BLE001 - already gone
                 pass
 
-    async def _open(self) -> bool:
-        if self.rt is not None:
-            return True
+    async def _create(self) -> list[Action] | None:
+        """Create the session; the adapter's refusal actions if it cannot be."""
         try:
             rt, _token = await self.manager.create(self.adapter.session_body())
         except SessionError as exc:
-            await self.run(self.adapter.on_refused(exc.status, exc.code, exc.message))
-            return False
+            return self.adapter.on_refused(exc.status, exc.code, exc.message)
         self.rt = rt
         self.record.session_id = rt.id
+        return None
+
+    async def _attach(self) -> bool:
+        rt = self.rt
+        assert rt is not None
 
         async def no_ready(_committed: int) -> None:
             return None  # vendors say hello in their own way (on_session)
 
         if not await self.manager.attach(rt, self, -1, no_ready):
-            await self._close(1011, "session already finalized")
+            await self.run(self.adapter.on_server_close(4410, "session already finalized"))
             return False
         await self.run(self.adapter.on_session(rt.id, rt.created_at))
         return True
+
+    async def _open(self) -> bool:
+        if self.rt is not None:
+            return True
+        refusal = await self._create()
+        if refusal is not None:
+            await self.run(refusal)
+            return False
+        return await self._attach()
 
     async def _audio(self, pcm: bytes) -> None:
         if not pcm:
@@ -145,7 +159,7 @@ class VendorConnection:
             return
         step = self.manager.config.max_frame_bytes
         for i in range(0, len(pcm), step):
-            self.manager.take_audio(rt, rt.received_offset, pcm[i:i + step], stream_opened=self.opened)
+            self.manager.take_audio(rt, rt.received_offset, pcm[i:i + step])
         await self.manager.backpressure(rt)  # stop reading while the engine is far behind
 
     async def _flush(self) -> None:
@@ -167,9 +181,12 @@ class VendorConnection:
 
     # --- receiving -----------------------------------------------------------------------
     async def receive_loop(self) -> None:
-        watchdog = None
+        loop = asyncio.get_running_loop()
+        helpers = []
         if self.adapter.idle_timeout_s:
-            watchdog = asyncio.get_running_loop().create_task(self._idle_watchdog(self.adapter.idle_timeout_s))
+            helpers.append(loop.create_task(self._idle_watchdog(self.adapter.idle_timeout_s)))
+        if self.adapter.tick_s:
+            helpers.append(loop.create_task(self._ticks(self.adapter.tick_s)))
         code, reason = None, None
         try:
             while not self.closed:
@@ -177,15 +194,17 @@ class VendorConnection:
                 if message["type"] == "websocket.disconnect":
                     code, reason = message.get("code"), message.get("reason")
                     break
-                self.last_activity = time.monotonic()
+                self.handling = True
                 try:
                     if message.get("bytes") is not None:
-                        self.record.audio(len(message["bytes"]))
-                        self.state.stats.protocol_audio(self.adapter.protocol, len(message["bytes"]))
+                        if message["bytes"]:
+                            self.record.audio(len(message["bytes"]))
+                            self.state.stats.protocol_audio(self.adapter.protocol, len(message["bytes"]))
                         await self.run(self.adapter.on_bytes(message["bytes"]))
                     elif message.get("text") is not None:
                         await self.run(self.adapter.on_text(message["text"]))
                 finally:
+                    self.handling = False
                     self.last_activity = time.monotonic()
         except Exception as exc:  # noqa: BLE001 - the connection broke mid-receive
             # a bug here must not leave the client without a close frame, nor the session open
@@ -193,8 +212,8 @@ class VendorConnection:
             code, reason = 1011, f"internal error ({type(exc).__name__})"
             await self._close(code, reason)
         finally:
-            if watchdog is not None:
-                watchdog.cancel()
+            for task in helpers:
+                task.cancel()
             self.record.closed(code if code is not None else 1006, reason or "client went away", by="client")
             self.closed = True
             rt = self.rt
@@ -206,22 +225,36 @@ class VendorConnection:
     async def _idle_watchdog(self, timeout: float) -> None:
         while not self.closed:
             remaining = self.last_activity + timeout - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 and self.handling:
+                remaining = timeout
+            elif remaining <= 0:
                 await self.run(self.adapter.on_idle())
                 return
             await asyncio.sleep(remaining)
 
+    async def _ticks(self, period: float) -> None:
+        while not self.closed:
+            await asyncio.sleep(period)
+            rt = self.rt
+            if rt is None or rt.pending or rt.feed_lock.locked():
+                continue
+            await self.run(self.adapter.on_tick(rt.received_offset // BYTES_PER_MS))
+
 
 async def serve_vendor(ws: WebSocket, state: ServerState, make: Callable[..., Adapter]) -> None:
     """One vendor endpoint: authorize and check the query at the handshake, accept, run."""
-    adapter = make(ws.query_params, ws.headers, state.config.engine)
+    adapter = make(ws.query_params, ws.headers, state.config)
     record = state.connections.open(adapter.protocol, adapter.tag, ws.url.path)
     state.stats.protocol_connection(adapter.protocol)
+    conn = VendorConnection(ws, state, adapter, record)
     if not state.manager.authorized(None, adapter.credential()):
         actions = adapter.unauthorized()
         record.control("unauthorized")
     else:
         actions = adapter.on_connect()
+        record.tag = adapter.tag
+        if adapter.create_before_accept and not actions:
+            actions = await conn._create() or []
     if actions and isinstance(actions[0], Deny):
         deny = actions[0]
         record.refused(deny.status)
@@ -229,12 +262,15 @@ async def serve_vendor(ws: WebSocket, state: ServerState, make: Callable[..., Ad
         return
     try:
         await ws.accept(subprotocol=adapter.subprotocol)
-    except Exception:  # noqa: BLE001 - the client left during the handshake
+    except Exception:  # noqa: BLE001 - the client left during the handshake: nobody knows this session
         record.closed(1006, "client left during the handshake", by="client")
+        if conn.rt is not None:
+            await state.manager.delete(conn.rt)
         return
     state.stats.ws_opened()
-    conn = VendorConnection(ws, state, adapter, record)
     try:
+        if conn.rt is not None and not actions and not await conn._attach():
+            return
         if adapter.open_at_connect and not any(isinstance(a, Close) for a in actions):
             actions = [Open(), *actions]
         await conn.run(actions)

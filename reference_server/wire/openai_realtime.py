@@ -50,6 +50,7 @@ from typing import Any
 
 from starlette.datastructures import Headers, QueryParams
 
+from ..config import ServerConfig
 from .adapter import Action, Adapter, Audio, Close, Control, Deny, Flush, Open, Received, Send
 from .audio import ENGINE_RATE, AudioConverter, AudioFormat
 
@@ -68,8 +69,8 @@ DEFAULT_VAD = {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
 class OpenAIRealtimeAdapter(Adapter):
     protocol = "openai-realtime"
 
-    def __init__(self, query: QueryParams, headers: Headers, default_engine: str) -> None:
-        super().__init__(query, headers, default_engine)
+    def __init__(self, query: QueryParams, headers: Headers, config: ServerConfig) -> None:
+        super().__init__(query, headers, config)
         self.model = query.get("model") or "gpt-4o-transcribe"
         self.language: str | None = None
         self.encoding = "pcm_s16le"

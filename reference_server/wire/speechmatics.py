@@ -41,6 +41,7 @@ from typing import Any
 
 from starlette.datastructures import Headers, QueryParams
 
+from ..config import ServerConfig
 from .adapter import Action, Adapter, Audio, Close, Control, Finish, Flush, Open, Send
 from .audio import AudioConverter, AudioFormat, AudioFormatError
 
@@ -50,8 +51,8 @@ _ENCODINGS = {"pcm_s16le": "pcm_s16le", "pcm_f32le": "pcm_f32le", "mulaw": "mula
 class SpeechmaticsAdapter(Adapter):
     protocol = "speechmatics"
 
-    def __init__(self, query: QueryParams, headers: Headers, default_engine: str) -> None:
-        super().__init__(query, headers, default_engine)
+    def __init__(self, query: QueryParams, headers: Headers, config: ServerConfig) -> None:
+        super().__init__(query, headers, config)
         self.converter: AudioConverter | None = None
         self.language = "en"
         self.partials = False

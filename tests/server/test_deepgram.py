@@ -25,7 +25,7 @@ from harness.protocols import SessionParams, StreamTarget, get_codec
 from harness.protocols.deepgram import DeepgramCodec
 from harness.protocols.events import Closed, Info
 from harness.services import ReferenceServer
-from reference_server.deepgram import ListenOptions, UtteranceEnds
+from reference_server.wire.deepgram import ListenOptions, UtteranceEnds
 from reference_server.sessions import SessionError
 from srv_client import PIPELINE_ORDER, SCRIPT, WORD_BYTES, expected_words, silence
 

@@ -11,12 +11,16 @@ import numpy as np
 import pytest
 from starlette.datastructures import Headers, QueryParams
 
+from reference_server.config import ServerConfig
 from reference_server.wire.adapter import Audio, Close, Deny, Finish, Flush, Send
 from reference_server.wire.assemblyai import AssemblyAIAdapter
 from reference_server.wire.audio import ALAW, MULAW, AudioConverter, AudioFormat, AudioFormatError
 from reference_server.wire.openai_realtime import OpenAIRealtimeAdapter
 from reference_server.wire.records import MAX_FRAMES, ConnectionRecord
 from vendor_audio import fixture_audio
+
+
+CONFIG = ServerConfig(api_key="test-key", engine="scripted")
 
 
 def snr_db(ours: bytes, reference: bytes) -> float:
@@ -74,7 +78,7 @@ def test_a_record_itemizes_frames_up_to_its_cap_then_counts_them_per_second() ->
 
 
 def openai_adapter(**query: str) -> OpenAIRealtimeAdapter:
-    return OpenAIRealtimeAdapter(QueryParams({"intent": "transcription", **query}), Headers({}), "scripted")
+    return OpenAIRealtimeAdapter(QueryParams({"intent": "transcription", **query}), Headers({}), CONFIG)
 
 
 def test_openai_adapter_manual_commit_buffers_until_commit_and_refuses_an_empty_one() -> None:
@@ -95,16 +99,16 @@ def test_openai_adapter_manual_commit_buffers_until_commit_and_refuses_an_empty_
 
 
 def test_openai_adapter_refuses_a_connection_without_intent_transcription() -> None:
-    a = OpenAIRealtimeAdapter(QueryParams({}), Headers({}), "scripted")
+    a = OpenAIRealtimeAdapter(QueryParams({}), Headers({}), CONFIG)
     [deny] = a.on_connect()
     assert isinstance(deny, Deny) and deny.status == 400 and deny.body["error"]["param"] == "intent"
 
 
 def test_assemblyai_adapter_chunk_durations_and_terminate() -> None:
-    a = AssemblyAIAdapter(QueryParams({"sample_rate": "8000", "encoding": "pcm_mulaw"}), Headers({}), "scripted")
+    a = AssemblyAIAdapter(QueryParams({"sample_rate": "8000", "encoding": "pcm_mulaw"}), Headers({}), CONFIG)
     assert a.on_connect() == []
     assert isinstance(a.on_bytes(b"\xff" * 400)[0], Audio)  # 50 ms of 8 kHz mu-law
     [close] = a.on_bytes(b"\xff" * 399)
     assert isinstance(close, Close) and close.code == 3007
     assert isinstance(a.on_text(json.dumps({"type": "Terminate"}))[-1], Finish)
-    assert AssemblyAIAdapter(QueryParams({}), Headers({}), "scripted").on_connect()[0].code == 3006
+    assert AssemblyAIAdapter(QueryParams({}), Headers({}), CONFIG).on_connect()[0].code == 3006
