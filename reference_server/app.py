@@ -15,7 +15,7 @@ from .config import ServerConfig
 from .http_api import build_router, error_response
 from .pages import mount_pages
 from .sessions import SessionError
-from .state import ServerState
+from .server_parts import ServerState
 from .stream import serve_stream
 from .wire import VENDOR_ROUTES
 from .wire.adapter import Adapter

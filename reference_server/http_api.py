@@ -15,9 +15,9 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .pipeline.runner import RESULT_KEYS, STEP_NAMES
-from .runtime import SessionRuntime
+from .session_runtime import SessionRuntime
 from .sessions import SessionError
-from .state import ServerState
+from .server_parts import ServerState
 from .stream import bearer
 from .timefmt import iso
 

@@ -23,14 +23,14 @@ from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocket
 
 from ..engines import BYTES_PER_MS
-from ..runtime import SessionRuntime
+from ..session_runtime import SessionRuntime
 from ..sessions import SessionError
-from ..states import FINALIZED
+from ..session_states import FINALIZED
 from .adapter import Action, Adapter, Audio, Close, Control, Deny, Finish, Flush, Open, Received, Send
 from .records import ConnectionRecord
 
 if TYPE_CHECKING:
-    from ..state import ServerState
+    from ..server_parts import ServerState
 
 log = logging.getLogger("reference_server.wire")
 

@@ -1,4 +1,5 @@
-"""The server's parts, built once per process and shared by the HTTP routes and the stream."""
+"""The server's parts (store, tracker, stats, session manager, connection log), built once per
+process and shared by the HTTP routes and every stream endpoint (``ServerState``)."""
 
 from __future__ import annotations
 
