@@ -288,7 +288,7 @@ def test_generated_frames_never_crash_an_endpoint_nor_touch_another_session(serv
     path, query, auth = ENDPOINTS[protocol]
 
     async def bystander_then(frames: list[Any]) -> None:
-        # a healthy v1-less bystander: an AssemblyAI session streaming throughout
+        # a healthy bystander: an AssemblyAI session open throughout, checked word for word after
         other = await assemblyai(server)
         other_id = json.loads(await other.recv())["id"]
         ws = await websockets.connect(url(server, path, **query), additional_headers=auth(server),
