@@ -25,7 +25,6 @@ from typing import Any
 
 from harness.cli import EXIT_FAIL, EXIT_HARNESS_ERROR, EXIT_PASS, HarnessError
 
-PROTOCOLS = ("reference", "deepgram")
 PROFILES = ("ci", "nightly")
 ENGINES = ("pocketsphinx", "scripted")
 # Default suites per profile; a suite is only run by default when its folder has tests.
@@ -74,12 +73,14 @@ def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
 
 # === the parent side ==========================================================================
 def default_scenarios_root() -> Path:
-    """``$HARNESS_SCENARIOS_DIR``, else the checkout's ``scenarios/``, else ``./scenarios``."""
+    """``$HARNESS_SCENARIOS_DIR``, else the suites shipped with the harness (the checkout's
+    ``scenarios/``, or the installed ``harness_scenarios`` package)."""
     env = os.environ.get(SCENARIOS_ENV)
     if env:
         return Path(env)
-    checkout = Path(__file__).resolve().parent.parent / "scenarios"
-    return checkout if checkout.is_dir() else Path("scenarios")
+    from harness.paths import shipped_scenarios
+
+    return shipped_scenarios()
 
 
 def suite_has_tests(folder: Path) -> bool:
@@ -201,9 +202,12 @@ class PytestOptions:
     engine: str = "pocketsphinx"
     allow_remote: bool = False
     keyword: str | None = None
+    capabilities: str | None = None
 
     def args(self) -> list[str]:
         out = ["--protocol", self.protocol, "--profile", self.profile, "--engine", self.engine]
+        if self.capabilities:
+            out.append(f"--capabilities={self.capabilities}")
         if self.target:
             out += ["--target", self.target]
         if self.api_key:
@@ -221,8 +225,12 @@ class PytestOptions:
 
 def build_pytest_command(paths: Sequence[Path | str], run_dir: Path, options: PytestOptions,
                    extra: Sequence[str] = ()) -> list[str]:
+    # The ini options the suites need are given here too, so that suites installed from the wheel
+    # (no pyproject.toml above them) run exactly as they do in the checkout.
     return [sys.executable, "-m", "pytest", *map(str, paths), "--run-dir", str(run_dir),
-            "-p", "harness.runner", "-p", "no:cacheprovider", "-q", "-rfE", *options.args(), *extra]
+            "-p", "harness.runner", "-p", "no:cacheprovider", "-q", "-rfE",
+            "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function",
+            *options.args(), *extra]
 
 
 def run_pytest(name: str, paths: Sequence[Path | str], run_dir: Path, options: PytestOptions, *,
@@ -361,11 +369,17 @@ def render_report(run_path: Path, slo_file: str | None = None) -> Path:
 
 # === the command ===============================================================================
 def configure_parser(p: argparse.ArgumentParser) -> None:
+    # Defaults are None where harness.toml may give the value: a flag wins over the file, the
+    # file over the built-in default (apply_project_config).
     p.add_argument("--target", help="backend base URL (default: start the embedded reference server)")
     p.add_argument("--api-key", help="API key for --target (default: $HARNESS_API_KEY)")
-    p.add_argument("--protocol", default="reference", choices=PROTOCOLS, help="wire protocol of the target")
+    p.add_argument("--protocol", default=None,
+                   help="wire protocol of the target: a built-in codec, an installed codec plugin, "
+                        "module:Class or path/to/codec.py:Class (default: reference)")
+    p.add_argument("--capabilities", default=None, metavar="+A,-B",
+                   help="capabilities the target has beyond its codec's (+name) or lacks (-name)")
     p.add_argument("--suite", help="comma-separated suites (default: the profile's suites that have tests)")
-    p.add_argument("--profile", default="ci", choices=PROFILES, help="ci (short, default) or nightly (long)")
+    p.add_argument("--profile", default=None, choices=PROFILES, help="ci (short, default) or nightly (long)")
     p.add_argument("--slo", help="SLO file (TOML; default: the profile's)")
     p.add_argument("--out", help="run directory to write (default: reports/<run-id>)")
     p.add_argument("--defect", action="append", default=[], metavar="NAME",
@@ -375,10 +389,52 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-remote", action="store_true", help="allow a target that is not on loopback")
     p.add_argument("-k", dest="keyword", metavar="EXPR", help="only scenarios matching this pytest -k expression")
     p.add_argument("--scenarios", default=None, metavar="DIR",
-                   help=f"root of the scenario suites (default: ${SCENARIOS_ENV} or the checkout's scenarios/)")
+                   help=f"root of the scenario suites (default: ${SCENARIOS_ENV} or the shipped suites)")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="settings file (default: ./harness.toml when there is one; see harness init)")
+
+
+def apply_project_config(args: argparse.Namespace, env: dict[str, str] | None = None) -> dict[str, str]:
+    """Fill every option the command line left unset from harness.toml (``--config`` or the one in
+    the current directory), then the built-in defaults. Returns environment variables the suites
+    need from the file (the browser client config)."""
+    from harness import project_config
+
+    env = os.environ if env is None else env
+    cfg = project_config.load(args.config) if args.config else project_config.find()
+    extra_env: dict[str, str] = {}
+    if cfg is not None:
+        args.target = args.target or cfg.get("target", "url")
+        args.protocol = args.protocol or cfg.get("target", "protocol")
+        caps = cfg.get("target", "capabilities")
+        if args.capabilities is None and caps:
+            args.capabilities = ",".join(str(c) for c in caps)
+        key_env = cfg.get("target", "api_key_env")
+        if not args.api_key and key_env:
+            if not env.get(key_env):
+                raise HarnessError(f"{cfg.path}: target.api_key_env names ${key_env}, which is not set")
+            args.api_key = env[key_env]
+        args.profile = args.profile or cfg.get("run", "profile")
+        args.suite = args.suite or cfg.get("run", "suites")
+        args.slo = args.slo or cfg.get("run", "slo")
+        args.out = args.out or cfg.get("run", "out")
+        args.allow_remote = args.allow_remote or bool(cfg.get("run", "allow_remote"))
+        client = cfg.get("browser", "client")
+        if client and "HARNESS_BROWSER_CLIENT" not in env:
+            extra_env["HARNESS_BROWSER_CLIENT"] = client
+    args.protocol = args.protocol or "reference"
+    args.profile = args.profile or "ci"
+    return extra_env
 
 
 def _validate(args: argparse.Namespace) -> None:
+    from harness.protocols.capabilities import apply_modifiers
+    from harness.protocols.registry import capabilities_of
+
+    try:  # a codec that cannot be loaded, or a bad --capabilities, stops the run before anything runs
+        apply_modifiers(capabilities_of(args.protocol), args.capabilities)
+    except ValueError as exc:
+        raise HarnessError(str(exc)) from exc
     if args.target:
         from harness.safety import require_loopback
 
@@ -404,6 +460,7 @@ def _validate(args: argparse.Namespace) -> None:
 def main(args: argparse.Namespace) -> int:
     from harness.results import RunDir
 
+    suite_env = apply_project_config(args)
     _validate(args)
     root = Path(args.scenarios) if args.scenarios else default_scenarios_root()
     suites = resolve_suites(args.suite, args.profile, root)
@@ -415,7 +472,8 @@ def main(args: argparse.Namespace) -> int:
     run = RunDir.create(args.out)
     options = PytestOptions(target=args.target, api_key=args.api_key, protocol=args.protocol,
                             profile=args.profile, slo=slo_file, defects=tuple(args.defect), engine=args.engine,
-                            allow_remote=args.allow_remote, keyword=args.keyword)
+                            allow_remote=args.allow_remote, keyword=args.keyword,
+                            capabilities=args.capabilities)
     run.write_run_info({"suites": suites, "profile": args.profile, "slo_file": slo_file,
                         "command": "harness run " + " ".join(_argv_of(args))})
     outcomes: list[SuiteOutcome] = []
@@ -426,7 +484,7 @@ def main(args: argparse.Namespace) -> int:
         for name in pytest_suites:
             outcome = run_pytest(name, [root / name], run.path, options,
                                  log_path=run.path / "artifacts" / "logs" / f"pytest-{name}.log",
-                                 on_progress=progress.update)
+                                 on_progress=progress.update, env=suite_env)
             outcomes.append(outcome)
     if SELFTEST in suites:
         from harness import selftest

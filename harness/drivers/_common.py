@@ -7,6 +7,7 @@ from typing import Any
 
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from harness.errors import BackendError
 from harness.history import History
 from harness.protocols.base import HttpRequest
 
@@ -21,7 +22,7 @@ WS_OPTIONS: dict[str, Any] = {
 }
 
 
-class StreamConnectError(Exception):
+class StreamConnectError(BackendError):
     """A WebSocket handshake that did not complete; ``status`` is the HTTP status of a refusal."""
 
     def __init__(self, url: str, error: str, status: int | None = None) -> None:

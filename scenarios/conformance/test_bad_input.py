@@ -123,7 +123,7 @@ async def _refused_stream(target, scenario, case: str, session, headers=None, cl
     scenario.check(conformance.error_answer(case, events, [], list(closes)))
 
 
-@pytest.mark.reference_only
+@pytest.mark.needs("session_api", "v1_frames")
 async def test_bad_input_gets_documented_answers(scenario, target):
     for case, (frame, errors, closes) in STREAM_CASES.items():
         await _stream_case(target, scenario, case, frame, errors, closes)

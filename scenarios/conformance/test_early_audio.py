@@ -24,7 +24,7 @@ from harness.checks import conformance, integrity
 WORDS = 8
 
 
-@pytest.mark.reference_only
+@pytest.mark.needs("session_api", "v1_frames", "scripted_engine")
 @pytest.mark.catches("early-audio-dropped")
 async def test_audio_before_ready_is_kept(scenario, target):
     h = scenario.history(script=SCRIPT, expected_text=" ".join(expected_words(WORDS)))

@@ -43,7 +43,7 @@ async def _planned(scenario, target, finalize: str):
     return h, outcome
 
 
-@pytest.mark.reference_only
+@pytest.mark.needs("session_api", "v1_frames", "scripted_engine", "http_finalize", "pipeline_events")
 @pytest.mark.catches("finalize-http-skips-pipeline")
 async def test_finalize_paths_are_equivalent(scenario, target):
     h_stream, out_stream = await _planned(scenario, target, "stream")

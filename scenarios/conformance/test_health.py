@@ -28,7 +28,7 @@ async def _snapshots(target, connections: int) -> list[Snapshot]:
     return out
 
 
-@pytest.mark.reference_only
+@pytest.mark.needs("session_api", "v1_frames", "health")
 @pytest.mark.catches("health-lies")
 async def test_health_counts_follow_connections(scenario, target):
     h = scenario.history(open_streams=OPEN_STREAMS)

@@ -30,7 +30,7 @@ WORDS = 7
 HTTP_FINALIZES = 19
 
 
-@pytest.mark.reference_only
+@pytest.mark.needs("session_api", "v1_frames", "scripted_engine", "http_finalize", "pipeline_events")
 @pytest.mark.catches("finalize-not-idempotent")
 async def test_concurrent_finalizes_run_the_pipeline_once(scenario, target):
     h = scenario.history(script=SCRIPT, finalizes=HTTP_FINALIZES + 1)

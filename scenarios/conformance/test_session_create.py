@@ -15,7 +15,7 @@ SESSIONS = 10
 LIMIT_MS = 2000
 
 
-@pytest.mark.reference_only
+@pytest.mark.needs("session_api")
 @pytest.mark.catches("slow-session-create")
 async def test_session_creation_p95(scenario, target):
     h = scenario.history(sessions=SESSIONS)

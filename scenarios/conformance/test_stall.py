@@ -43,8 +43,7 @@ def stall_server(target):
         yield server
 
 
-@pytest.mark.reference_only
-@pytest.mark.needs_test_hooks
+@pytest.mark.needs("session_api", "v1_frames", "scripted_engine", "embedded_server")
 @pytest.mark.catches("no-stall-detection")
 async def test_held_pipeline_is_marked_stalled(scenario, stall_server):
     target = ServerTarget(stall_server)
