@@ -336,6 +336,13 @@ class ScenarioRecorder:
         self.verdicts.append(verdict)
         return verdict
 
+    def run_check(self, check: Any, *args: Any, **kwargs: Any) -> Verdict:
+        """Run ``check(*args, **kwargs)`` and record its verdict; a check that raises is recorded as
+        one ``unknown`` verdict naming it and the exception, and the scenario goes on to the next."""
+        from harness.checks.verdict import safe_check
+
+        return self.check(safe_check(check, *args, **kwargs))
+
     def fault(self, window: FaultWindow) -> FaultWindow:
         self.faults.append(window)
         return window

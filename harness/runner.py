@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from harness.cli import EXIT_FAIL, EXIT_HARNESS_ERROR, EXIT_PASS, HarnessError
 
 PROFILES = ("ci", "nightly")
@@ -37,8 +39,6 @@ PROGRESS_ENV = "HARNESS_PROGRESS_FILE"
 SCENARIOS_ENV = "HARNESS_SCENARIOS_DIR"
 # pytest exit codes (pytest.ExitCode) and what they mean for a run
 PYTEST_OK, PYTEST_TESTS_FAILED, PYTEST_NO_TESTS = 0, 1, 5
-# Setup errors with these in their text mean the harness could not run, not that the backend failed.
-HARNESS_ERROR_MARKERS = ("ServiceError", "UsageError", "RemoteTargetError")
 
 
 # === the pytest side: a tiny progress plugin ===============================================
@@ -58,12 +58,29 @@ def pytest_runtest_logstart(nodeid: str, location: Any) -> None:
     _progress_write({"kind": "start", "nodeid": nodeid})
 
 
+HARNESS_ERROR_PROPERTY = "harness_error"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own makes the report from item.user_properties
+def pytest_runtest_makereport(item: Any, call: Any) -> None:
+    """Mark a phase that raised a harness-side error (harness.errors.is_harness_side, or pytest's
+    UsageError): the parent reads the class from here, never from the report's text."""
+    from harness.errors import is_harness_side
+
+    exc = call.excinfo.value if call.excinfo is not None else None
+    if exc is not None and (is_harness_side(exc) or isinstance(exc, pytest.UsageError)):
+        item.user_properties.append((HARNESS_ERROR_PROPERTY, f"{type(exc).__name__}: {exc}"[:800]))
+
+
 def pytest_runtest_logreport(report: Any) -> None:
     failed = report.failed
     if report.when == "call" or failed or report.skipped:
         entry = {"kind": "phase", "nodeid": report.nodeid, "when": report.when, "outcome": report.outcome}
         if failed and report.when != "call":
             entry["text"] = str(report.longrepr)[-4000:]
+        marked = [v for k, v in getattr(report, "user_properties", []) if k == HARNESS_ERROR_PROPERTY]
+        if failed and marked:
+            entry["harness_error"] = marked[-1]
         _progress_write(entry)
 
 
@@ -125,6 +142,7 @@ class SuiteOutcome:
     failed: int = 0
     skipped: int = 0
     errors: list[str] = field(default_factory=list)  # setup/teardown error texts
+    harness_errors: list[str] = field(default_factory=list)  # "Class: message" of harness-side errors
     exit_code: int | None = None
     log: str = ""
     duration_s: float = 0.0
@@ -140,6 +158,8 @@ class SuiteOutcome:
             node = entry["nodeid"]
             if entry["outcome"] == "failed":
                 self._outcomes[node] = "failed"
+                if entry.get("harness_error"):
+                    self.harness_errors.append(entry["harness_error"])
                 if entry["when"] != "call" and entry.get("text"):
                     self.errors.append(entry["text"])
             elif entry["outcome"] == "skipped":
@@ -162,25 +182,8 @@ class SuiteOutcome:
             return "no tests collected"
         if self.exit_code not in (PYTEST_OK, PYTEST_TESTS_FAILED):
             return f"pytest exited with code {self.exit_code} (usage error, interrupted or internal error)"
-        for text in self.errors:
-            if any(m in text for m in HARNESS_ERROR_MARKERS):
-                # pytest's "E   ServiceError: ..." lines carry the message (the first one and the
-                # lines that continue it, e.g. the server's own output); the location line does not
-                lines = text.splitlines()
-                start = next((i for i, ln in enumerate(lines) if ln.startswith("E ")
-                              and any(m in ln for m in HARNESS_ERROR_MARKERS)), None)
-                if start is None:
-                    marked = [ln.strip() for ln in lines if any(m in ln for m in HARNESS_ERROR_MARKERS)]
-                    return (marked or lines[-1:] or [text])[0][:500]
-                block = []
-                for ln in lines[start:start + 60]:
-                    if not ln.startswith("E "):
-                        break
-                    if ln[1:].strip():
-                        block.append(ln[1:].strip())
-                # the exception's own line, then any line of the output that says what the error was
-                said = [ln for ln in block[1:] if "error" in ln.lower()]
-                return " ".join(block[:1] + (said[-1:] if said else block[1:3]))[:800]
+        if self.harness_errors:  # by class (harness.errors), as the pytest side marked them
+            return self.harness_errors[0]
         return None
 
     def status_word(self) -> str:
@@ -266,7 +269,7 @@ def run_pytest(name: str, paths: Sequence[Path | str], run_dir: Path, options: P
                 if time.monotonic() - started > timeout_s:
                     proc.kill()
                     proc.wait()
-                    outcome.errors.append(f"UsageError: suite {name} did not finish within {timeout_s:.0f} s")
+                    outcome.harness_errors.append(f"suite {name} did not finish within {timeout_s:.0f} s")
                     break
                 time.sleep(0.2)
         except BaseException:

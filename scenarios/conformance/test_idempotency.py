@@ -53,6 +53,6 @@ async def test_concurrent_finalizes_run_the_pipeline_once(scenario, target):
     body = await wait_state(target, session.session_id)
     await asyncio.sleep(0.5)  # a second pipeline run would still be adding events: look again
     body = await wait_state(target, session.session_id)
-    scenario.check(lifecycle.idempotency(body, h))
-    scenario.check(lifecycle.pipeline_events(h))
+    scenario.run_check(lifecycle.idempotency, body, h)
+    scenario.run_check(lifecycle.pipeline_events, h)
     scenario.verify()

@@ -37,7 +37,7 @@ async def test_silence_finalizes_cleanly(scenario, target, manifest, protocol, c
     if h.session_id:
         body = await wait_state(target, h.session_id)
         # The stream's pipeline events are checked where the protocol carries them.
-        scenario.check(lifecycle.zero_audio(body, h if "pipeline_events" in capabilities else None))
+        scenario.run_check(lifecycle.zero_audio, body, h if "pipeline_events" in capabilities else None)
     else:
         scenario.check(unnamed_session("lifecycle.zero_audio", protocol))
     scenario.verify()
@@ -58,5 +58,5 @@ async def test_zero_audio_finalizes_cleanly(scenario, target, path):
     else:
         await http(target, "POST", f"/v1/sessions/{session.session_id}/finalize", history=h)
     body = await wait_state(target, session.session_id)
-    scenario.check(lifecycle.zero_audio(body, h if path == "stream" else None))
+    scenario.run_check(lifecycle.zero_audio, body, h if path == "stream" else None)
     scenario.verify()
