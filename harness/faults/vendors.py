@@ -19,6 +19,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+# The stream endpoint of each protocol on the reference server (``harness serve --faults`` prints
+# one proxy URL per protocol; the vendors' own paths, so an SDK's base URL is all that changes).
+VENDOR_PATHS: dict[str, str] = {
+    "reference": "/v1/stream",
+    "deepgram": "/v1/listen",
+    "openai": "/v1/realtime",
+    "assemblyai": "/v3/ws",
+    "speechmatics": "/v2",
+}
+
 # --- reading messages ---------------------------------------------------------------------------
 OPENAI_FINAL = "conversation.item.input_audio_transcription.completed"
 OPENAI_PARTIAL = "conversation.item.input_audio_transcription.delta"
@@ -159,5 +169,5 @@ REFUSAL_PRESETS: dict[str, RefusalPreset] = {
 }
 
 
-__all__ = ["ERROR_PRESETS", "ErrorPreset", "REFUSAL_PRESETS", "RefusalPreset", "audio_bytes", "is_final",
+__all__ = ["VENDOR_PATHS", "ERROR_PRESETS", "ErrorPreset", "REFUSAL_PRESETS", "RefusalPreset", "audio_bytes", "is_final",
            "is_finalize", "is_result", "message_kind"]
