@@ -16,6 +16,9 @@ from typing import Any
 
 from harness.faults import vendors
 from harness.history import FaultWindow
+from harness.vendorleg import VendorConnection, VendorLeg
+
+PROTOCOL_OF_PATH = {path: name for name, path in vendors.VENDOR_PATHS.items()}
 
 MAX_FAULTS_PER_CONNECTION = 256  # a rule fires once per step; this only stops a runaway schedule
 
@@ -27,6 +30,7 @@ class ConnectionRecord:
     tags: list[str] = field(default_factory=list)
     opened_ns: int = field(default_factory=time.monotonic_ns)
     handshake_status: int | None = None  # 101 accepted; the refusal's status; 502 upstream unreachable
+    accepted_ns: int | None = None  # the upstream accepted (so the vendor opened it between opened_ns and this)
     closed_ns: int | None = None
     close_code: int | None = None  # what the client's side of the connection was closed with
     close_reason: str | None = None
@@ -82,6 +86,18 @@ class ConnectionRecord:
         out["faults"] = [asdict(w) for w in self.faults]
         return out
 
+    def vendor_connection(self, conn_id: str | None = None) -> VendorConnection:
+        """This connection as the vendor-leg type (what the proxy knows of it: no audio log)."""
+        by_fault = bool(self.faults) and any(w.params.get("code") == self.close_code or w.kind == "cut"
+                                             for w in self.faults)
+        return VendorConnection(
+            conn_id=conn_id or f"proxy-{self.index}", protocol=PROTOCOL_OF_PATH.get(self.path, "unknown"),
+            path=self.path, tag=self.tags[0] if self.tags else None,
+            handshake_status=self.handshake_status if self.handshake_status is not None else 0,
+            opened_ns=self.opened_ns, closed_ns=self.closed_ns, close_code=self.close_code,
+            close_reason=self.close_reason or "", closed_by="proxy" if by_fault else None,
+            faults=list(self.faults))
+
 
 class ProxyRecord:
     """Every connection's record, the last ``max_connections`` of them."""
@@ -102,6 +118,28 @@ class ProxyRecord:
     def to_dict(self, tag: str | None = None) -> dict[str, Any]:
         rows = [r.to_dict() for r in self.connections if tag is None or tag in r.tags]
         return {"connections_total": self.total, "connections_kept": len(self.connections), "connections": rows}
+
+    def merged_into(self, server: VendorLeg) -> VendorLeg:
+        """One vendor-leg history per connection: the server's record (audio, controls, results)
+        with the proxy's faults and its refused handshakes (which never reached the server).
+
+        A proxy connection is the server connection of the same protocol that the server opened
+        while the proxy's upstream handshake was under way (between the client's request and the
+        upstream's answer: one monotonic clock on one machine); each server connection is taken
+        once, earliest first. A connection the server never saw is kept as the proxy saw it."""
+        taken: set[str] = set()
+        ours: list[VendorConnection] = []
+        for rec in self.connections:
+            match = None
+            if rec.accepted_ns is not None:
+                protocol = PROTOCOL_OF_PATH.get(rec.path, "unknown")
+                match = next((c for c in server.connections
+                              if c.conn_id not in taken and c.protocol == protocol
+                              and rec.opened_ns <= c.opened_ns <= rec.accepted_ns), None)
+            if match is not None:
+                taken.add(match.conn_id)
+            ours.append(rec.vendor_connection(match.conn_id if match is not None else None))
+        return server.merge(VendorLeg(ours))
 
 
 __all__ = ["ConnectionRecord", "ProxyRecord"]

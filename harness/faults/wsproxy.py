@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -50,6 +51,7 @@ _HANDSHAKE_HEADERS = frozenset({
 })
 # Codes a close frame may not carry: relayed as an abort (1006) or a plain close.
 _UNSENDABLE = {1005, 1006, 1015}
+CONN_HEADER = "X-Fault-Proxy-Conn"
 RECORD_PATH = "/_faults/connections"  # GET (plain HTTP) on the proxy's port: its record as JSON
 MAX_LINKS_KEPT = 64
 
@@ -873,6 +875,7 @@ class WsFaultProxy:
             rec.closed(None, None, None)
             return refusing.response(extra_sinks=[rec])
         headers = [(k, v) for k, v in request.headers.raw_items() if k.lower() not in _HANDSHAKE_HEADERS]
+        headers.append((CONN_HEADER, f"fp{self.port}-{rec.index}"))  # lets the vendor's record name this connection
         offered = request.headers.get_all("Sec-WebSocket-Protocol")
         subprotocols = [p.strip() for value in offered for p in value.split(",") if p.strip()]
         try:
@@ -903,6 +906,7 @@ class WsFaultProxy:
     async def _handler(self, connection: ServerConnection) -> None:
         upstream, rec, steps = self._pending.pop(id(connection))
         rec.handshake_status = 101
+        rec.accepted_ns = time.monotonic_ns()
         link = Link(self, connection, upstream, rec)
         self.links.append(link)
         del self.links[:-MAX_LINKS_KEPT]  # a long-running proxy keeps its recent links only
