@@ -34,12 +34,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from harness.errors import ServiceError
 from harness.history import FaultWindow, History
 
 FAULT_TYPES: dict[str, type[Fault]] = {}
 
 
-class FaultError(RuntimeError):
+class FaultError(ServiceError):
     """A fault could not be started or stopped (its layer is missing, the call failed)."""
 
 

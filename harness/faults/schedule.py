@@ -38,12 +38,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from harness.errors import UsageError
 from harness.faults.base import Fault, fault_type, known_faults, parameters
 
 BYTES_PER_MS = 32  # 16 kHz, mono, s16le: the default when the stream does not say otherwise
 
 
-class ScheduleError(ValueError):
+class ScheduleError(UsageError, ValueError):
     """A schedule that cannot run; the message names the file, the line and what is known."""
 
 
