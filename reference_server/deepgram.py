@@ -343,7 +343,7 @@ class DeepgramConnection:
         self.bytes_in += len(data)
         step = self.manager.config.max_frame_bytes
         for i in range(0, len(data), step):
-            self.manager.take_audio(self.rt, self.rt.received_offset, data[i:i + step], stream_opened=self.opened)
+            self.manager.take_audio(self.rt, self.rt.received_offset, data[i:i + step])
         await self.manager.backpressure(self.rt)  # stop reading while the engine is far behind
 
     async def _on_text(self, text: str) -> bool:

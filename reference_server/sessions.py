@@ -45,7 +45,13 @@ log = logging.getLogger("reference_server.sessions")
 # engine: memory per session stays bounded even when the engine falls behind real time.
 BACKLOG_LIMIT_S = 10.0
 BACKLOG_WAIT_MAX_S = 30.0
-EARLY_AUDIO_WINDOW_S = 0.3  # defect early-audio-dropped: the engine's "warm-up" after a stream opens
+# defect early-audio-dropped: the engine's "warm-up" is the session's first 300 ms of audio (a byte
+# count, not a time window, so the first word is lost on every run, however fast the machine)
+EARLY_AUDIO_BYTES = 300 * BYTES_PER_MS
+# defects finalize-not-idempotent and duplicate-engine-race: the first caller of an unguarded
+# check-then-act waits this long at most for a second caller to pass the same check, so the
+# race happens by construction instead of when the scheduler happens to interleave the two.
+RACE_WINDOW_S = 1.5
 UNBOUNDED_PARTIAL_COPY_BYTES = 32000  # defect unbounded-transcript: audio copied with each partial
 
 
@@ -75,6 +81,9 @@ class SessionManager:
         # defect unbounded-transcript: a per-session cache of every partial (with a copy of the
         # audio behind it) that nothing ever evicts
         self.partial_cache: dict[str, dict[str, Any]] = {}
+        # defects finalize-not-idempotent, duplicate-engine-race: (session, race) -> [callers, event]
+        self._races: dict[tuple[str, str], tuple[list[int], asyncio.Event]] = {}
+        self._staged_engines: dict[str, list[Any]] = {}
         from .pipeline.runner import PipelineRunner  # the runner calls back into this manager
 
         self.runner = PipelineRunner(self)
@@ -237,7 +246,7 @@ class SessionManager:
             self.tracker.stage(rt.id, "stream_detached", received_offset=rt.received_offset)
 
     # --- audio ---------------------------------------------------------------------------
-    def take_audio(self, rt: SessionRuntime, offset: int, payload: bytes, *, stream_opened: float) -> str:
+    def take_audio(self, rt: SessionRuntime, offset: int, payload: bytes) -> str:
         """Apply the offset rules to one frame; returns duplicate, tail or gap."""
         now = time.monotonic()
         if "no-resume" in self.defects:
@@ -254,7 +263,7 @@ class SessionManager:
             self.tracker.stage(rt.id, "audio_received", offset=start)
         if "unbounded-transcript" in self.defects:  # defect unbounded-transcript
             self.partial_cache.setdefault(rt.id, {"audio": bytearray(), "partials": []})["audio"] += data
-        if "early-audio-dropped" in self.defects and now - stream_opened < EARLY_AUDIO_WINDOW_S:
+        if "early-audio-dropped" in self.defects and start < EARLY_AUDIO_BYTES:
             return "tail"  # defect early-audio-dropped: taken and acked, never reaches the engine
         rt.push(Chunk(start, data, now), self.backlog_limit)
         self.tracker.waiting(rt.id, "engine", True)
@@ -287,9 +296,15 @@ class SessionManager:
         if "duplicate-engine-race" in self.defects:
             # defect duplicate-engine-race: check-then-open with no lock; callers that arrive while
             # an engine is loading each open one, and every engine gets all the audio.
+            # The first opener waits for a second one (so the race fires every run), and the
+            # engines are published together once two are open, so each gets all the audio.
             if not rt.engines:
-                engine = await self._open_engine(rt)
-                rt.engines.append(engine)
+                await self._race_window(rt, "engine-open")
+                staged = self._staged_engines.setdefault(rt.id, [])
+                staged.append(await self._open_engine(rt))
+                await self._race_window(rt, "engine-opened")
+                rt.engines.extend(staged)
+                staged.clear()
             return rt.engines
         async with rt.engine_lock:
             if not rt.engines:
@@ -435,11 +450,26 @@ class SessionManager:
         # made before the flush awaits; concurrent callers all get through and each runs the pipeline.
         if rt.state in ENDED or rt.deleted:
             return rt.state
+        await self._race_window(rt, "finalize")
         self.transition(rt, FINALIZING, strict=False)
         await self._flush(rt)
         self.transition(rt, PROCESSING, strict=False)
         self._start_pipeline(rt)
         return rt.state
+
+    async def _race_window(self, rt: SessionRuntime, race: str) -> None:
+        """Planted races only: the first caller past an unguarded check waits (at most
+        RACE_WINDOW_S) until a second caller is past it too; later callers go straight on. Holding
+        the first caller where the real bug leaves a window open makes the race fire every run."""
+        callers, second_arrived = self._races.setdefault((rt.id, race), ([0], asyncio.Event()))
+        callers[0] += 1
+        if callers[0] > 1:
+            second_arrived.set()
+            return
+        try:
+            await asyncio.wait_for(second_arrived.wait(), RACE_WINDOW_S)
+        except asyncio.TimeoutError:
+            pass  # nobody raced this time: go on alone, as the unguarded code would
 
     async def _finalize_skipping_pipeline(self, rt: SessionRuntime) -> str:
         # defect finalize-http-skips-pipeline: the HTTP route marks the session done itself.
@@ -511,6 +541,9 @@ class SessionManager:
     def _evict(self, rt: SessionRuntime) -> None:
         if rt.state in ENDED and rt.stream is None and self.runtimes.get(rt.id) is rt:
             del self.runtimes[rt.id]
+            for race in [key for key in self._races if key[0] == rt.id]:  # planted races only
+                del self._races[race]
+            self._staged_engines.pop(rt.id, None)
 
     async def send_event(self, rt: SessionRuntime, message: dict[str, Any]) -> None:
         sink = rt.stream

@@ -155,7 +155,7 @@ class StreamConnection:
                              offset=offset)
             return
         self.last_activity = time.monotonic()
-        kind = self.manager.take_audio(self.rt, offset, payload, stream_opened=self.opened)
+        kind = self.manager.take_audio(self.rt, offset, payload)
         if kind == "gap":
             await self.error(
                 "audio_gap",

@@ -104,6 +104,24 @@ async def wait_state(target: Any, session_id: str, states: tuple[str, ...] = ("c
     return body
 
 
+def _every_run_revealed(body: dict[str, Any]) -> bool:
+    events = body.get("events") or []
+    runs = events.count("session_finalized")
+    return runs >= 1 and events.count("post_transcription_reveal") >= runs
+
+
+async def wait_pipeline_runs(target: Any, session_id: str, timeout_s: float = PIPELINE_TIMEOUT_S) -> dict[str, Any]:
+    """Poll (bounded) until the session has ended and every pipeline run that started has reached
+    its reveal; one run on a healthy server, more where finalize is not idempotent, so a check
+    reads the doubled events once they are all there instead of after a guessed sleep."""
+    body = await wait_state(target, session_id, timeout_s=timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while not _every_run_revealed(body) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        body = await get_state(target, session_id)
+    return body
+
+
 async def new_session(target: Any, history: History, params: SessionParams | None = None) -> SessionInfo:
     """POST /v1/sessions through the reference codec (recorded); sets ``history.session_id``."""
     return await create_session(get_codec("reference"), stream_target(target), params or scripted_params(),

@@ -9,6 +9,7 @@ transcribing the same audio.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from conformance_kit import (
@@ -27,6 +28,7 @@ from harness.protocols.events import Closed
 
 WORDS = 8
 FRAME = 3200  # 100 ms
+SUPERSEDE_WAIT_S = 5.0
 BURST, BURST_FRAME = 20, 640  # the first 400 ms as 20 frames of 20 ms, sent together
 
 
@@ -61,14 +63,17 @@ async def test_two_connections_race_their_first_frame(scenario, target):
         # Both send the same first frame at once; the offsets make the second copy a duplicate.
         # A connection already superseded cannot send: that is an allowed outcome of the race.
         await asyncio.gather(a.send_audio(0, pcm[:FRAME]), b.send_audio(0, pcm[:FRAME]), return_exceptions=True)
-        # One connection supersedes the other (4409); carry on with the one still open.
-        await asyncio.sleep(0.3)
-        survivor = None
-        for stream in (b, a):
-            events = await stream.drain(0.2)
-            if not any(isinstance(e, Closed) for e in events) and not stream.closed:
-                survivor = survivor or stream
-        assert survivor is not None, "both connections to the session were closed"
+        # One connection supersedes the other (4409): wait for that close (bounded), then carry
+        # on with the one still open.
+        deadline = time.monotonic() + SUPERSEDE_WAIT_S
+        while not (a.closed or b.closed) and time.monotonic() < deadline:
+            for stream in (a, b):
+                await stream.drain(0.05)
+        open_ones = [stream for stream in (b, a) if not stream.closed]
+        assert len(open_ones) == 1, (
+            f"two connections to one session: {2 - len(open_ones)} closed within {SUPERSEDE_WAIT_S:g} s, "
+            "expected exactly one superseded (4409)")
+        survivor = open_ones[0]
         await send_all(survivor, pcm, chunk=FRAME, start=FRAME)
         await wait_acked(survivor, len(pcm))
         await survivor.send_control("finalize")

@@ -21,7 +21,7 @@ from conformance_kit import (
     scripted_pcm,
     send_all,
     wait_acked,
-    wait_state,
+    wait_pipeline_runs,
 )
 
 from harness.checks import lifecycle
@@ -50,9 +50,7 @@ async def test_concurrent_finalizes_run_the_pipeline_once(scenario, target):
             calls = [http(target, "POST", path, history=h, client=client) for _ in range(HTTP_FINALIZES)]
             await asyncio.gather(*calls, stream.send_control("finalize"), return_exceptions=True)
             await drain_to_close(stream)
-    body = await wait_state(target, session.session_id)
-    await asyncio.sleep(0.5)  # a second pipeline run would still be adding events: look again
-    body = await wait_state(target, session.session_id)
+    body = await wait_pipeline_runs(target, session.session_id)
     scenario.check(lifecycle.idempotency(body, h))
     scenario.check(lifecycle.pipeline_events(h))
     scenario.verify()

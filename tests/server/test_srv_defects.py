@@ -187,9 +187,16 @@ async def test_finalize_not_idempotent(solo: Api) -> None:
     await asyncio.gather(*(api.finalize(s["session_id"]) for _ in range(10)))
     await st.drain_until_closed()
     await api.wait_state(s["session_id"])
-    await asyncio.sleep(0.5)  # let every duplicate run finish writing
-    body = await api.get(s["session_id"])
-    counts = Counter(body["events"])
+    # Every pipeline run that started reaches its reveal (bounded: a single run ends the wait
+    # with the count the assertion below names).
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        body = await api.get(s["session_id"])
+        counts = Counter(body["events"])
+        done = counts["post_transcription_reveal"] >= counts["session_finalized"] > 1
+        if done or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.05)
     assert counts["session_finalized"] > 1 and counts["tasks_ready"] > 1
     items = body["results"]["tasks"]["items"]
     assert items and len(items) == counts["tasks_ready"] * len({i["text"] for i in items})
