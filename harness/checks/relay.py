@@ -267,6 +267,39 @@ def fault_recovery(history: History, conns: Sequence[VendorConnection], fault: F
                    f"{max(0, clean - got)} of {clean} words lost against a clean run", metrics)
 
 
+def handshake_backoff(history: History, conns: Sequence[VendorConnection], max_attempts_per_s: float = 5.0,
+                      connect_within_s: float = 10.0) -> Verdict:
+    """Refused vendor handshakes (429, 503) are retried with a backoff, not in a hot loop: at most
+    ``max_attempts_per_s`` over the refusals, and a connection is made within
+    ``connect_within_s`` of the first refusal once the vendor accepts again (or the client is told
+    that it cannot be: its stream closed with an error)."""
+    name, who = "relay.handshake_backoff", session_label(history)
+    refused = [c for c in conns if not c.accepted]
+    if not refused:
+        return verdict(name, Status.UNKNOWN, f"{who}: no refused vendor handshake to judge")
+    first = refused[0].opened_ns
+    accepted = [c for c in conns if c.accepted and c.opened_ns >= first]
+    end = accepted[0].opened_ns if accepted else refused[-1].opened_ns
+    span_s = max((end - first) / 1e9, 1e-3)
+    rate = (len(refused) - 1) / span_s if len(refused) > 1 else 0.0
+    metrics = {"refused": len(refused), "attempts_per_s": round(rate, 2),
+               "connected_after_ms": round((end - first) / MS, 1) if accepted else None}
+    problems = []
+    if rate > max_attempts_per_s:
+        problems.append(f"{len(refused)} handshakes in {span_s:.2f} s ({rate:.1f}/s, limit {max_attempts_per_s:g}/s): "
+                        "a hot retry loop against a vendor that refuses")
+    told = [e for _, e in history.events("closed") if getattr(e, "code", 1000) != 1000]
+    if not accepted and not told:
+        problems.append("no vendor connection was made after the refusals and the client was not told")
+    elif accepted and (end - first) / 1e9 > connect_within_s:
+        problems.append(f"connected only {(end - first) / 1e9:.1f} s after the first refusal "
+                        f"(bound {connect_within_s:g} s)")
+    if problems:
+        return verdict(name, Status.FAIL, f"{who}: " + "; ".join(problems), metrics)
+    return verdict(name, Status.PASS, f"{who}: {len(refused)} refusal(s) retried at {rate:.1f}/s, connected "
+                   f"{(end - first) / MS:.0f} ms after the first", metrics)
+
+
 # --- finalize -------------------------------------------------------------------------------------
 def finalize_closes_stream(history: History, conns: Sequence[VendorConnection], end_message: str = "CloseStream") -> Verdict:
     """The client's finalize made the relay send the vendor's end message, and the vendor's last

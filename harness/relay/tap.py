@@ -52,6 +52,14 @@ class RecordingProxy(WsFaultProxy):
         self._ids = itertools.count(1)
         self.record: list[VendorConnection] = []
         self._by_client: dict[int, VendorConnection] = {}
+        # handshakes still to refuse: (status, Retry-After seconds or None), first one next. A
+        # vendor's 429/503 at connect; until the fault proxy has its own handshake rules, here.
+        self.refusals: list[tuple[int, float | None]] = []
+
+    def refuse_next(self, count: int, status: int = 429, retry_after_s: float | None = 1.0) -> None:
+        if count < 1 or not 400 <= status < 600:
+            raise ValueError(f"refuse_next needs count >= 1 and an HTTP error status, got {count}, {status}")
+        self.refusals.extend([(status, retry_after_s)] * count)
 
     def vendor_leg(self) -> VendorLeg:
         """A snapshot (copies), safe to hand to a check while the proxy runs on."""
@@ -64,6 +72,16 @@ class RecordingProxy(WsFaultProxy):
         return conn
 
     async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if self.refusals:
+            status, retry_after = self.refusals.pop(0)
+            response = connection.respond(status, json.dumps({"err_code": "TOO_MANY_REQUESTS" if status == 429
+                                                              else "SERVICE_UNAVAILABLE",
+                                                              "err_msg": "refused by the fault proxy"}) + "\n")
+            if retry_after is not None:
+                response.headers["Retry-After"] = f"{retry_after:g}"
+            conn = self._new(request.path, status)
+            conn.closed_ns = time.monotonic_ns()
+            return response
         response = await super()._process_request(connection, request)
         if response is not None:  # refused (by the vendor, or unreachable): a record of its own
             conn = self._new(request.path, response.status_code)

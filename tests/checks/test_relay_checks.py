@@ -189,6 +189,19 @@ def test_a_slow_reconnect_fails_the_bound():
     assert v.status is Status.FAIL and "reconnected only after 2.5 s" in v.message
 
 
+def test_refused_handshakes_retried_with_backoff_pass_and_a_hot_loop_fails():
+    h = client(frames=20)
+    backoff = [conn(f"r{i}", t, t + 1, [], handshake_status=429) for i, t in enumerate((0, 200, 600, 1400))]
+    ok = relay.handshake_backoff(h, backoff + [conn("a", 3000, 5000, [])])
+    assert ok.status is Status.PASS and ok.metrics["refused"] == 4 and ok.metrics["connected_after_ms"] == 3000.0
+    hot = [conn(f"r{i}", i * 10, i * 10 + 1, [], handshake_status=429) for i in range(40)]
+    v = relay.handshake_backoff(h, hot + [conn("a", 400, 5000, [])])
+    assert v.status is Status.FAIL and "a hot retry loop" in v.message
+    v = relay.handshake_backoff(h, backoff)
+    assert v.status is Status.FAIL and "the client was not told" in v.message
+    assert relay.handshake_backoff(h, [conn("a", 0, 10, [])]).status is Status.UNKNOWN
+
+
 # --- finalize -------------------------------------------------------------------------------------
 def _finalized(close_after_final: bool, close_stream: bool = True) -> tuple[History, VendorConnection]:
     h = client(frames=10)

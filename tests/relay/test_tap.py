@@ -81,3 +81,19 @@ async def test_a_vendor_close_and_a_refused_handshake_are_recorded(vendor):
                 await connect(f"{proxy.ws_url}/v1/listen?tag=s-3")
             (c,) = proxy.vendor_leg().connections
     assert c.handshake_status == 429 and not c.accepted and c.tag == "s-3"
+
+
+async def test_refused_handshakes_answer_the_status_with_retry_after(vendor):
+    async with RecordingProxy(vendor) as proxy:
+        proxy.refuse_next(2, 429, retry_after_s=1)
+        for _ in range(2):
+            with pytest.raises(InvalidStatus) as err:
+                await connect(f"{proxy.ws_url}/v1/listen?tag=s-4")
+            assert err.value.response.status_code == 429 and err.value.response.headers["Retry-After"] == "1"
+        async with connect(f"{proxy.ws_url}/v1/listen?tag=s-4"):
+            pass
+        await asyncio.sleep(0.1)
+        statuses = [c.handshake_status for c in proxy.vendor_leg().connections]
+    assert statuses == [429, 429, 101]
+    with pytest.raises(ValueError, match="HTTP error status"):
+        proxy.refuse_next(1, 200)
