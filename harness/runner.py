@@ -357,12 +357,15 @@ def evaluate_slos(run_path: Path, slo_file: str | None, profile: str) -> tuple[l
     return lines, str(path) if path else None
 
 
-def render_report(run_path: Path, slo_file: str | None = None) -> Path:
-    """report.html, summary.json and junit.xml in the run directory."""
+def render_report(run_path: Path, slo_file: str | None = None, history: str | None = None,
+                  history_last: int | None = None) -> Path:
+    """report.html, summary.json and junit.xml in the run directory (with the trend over the
+    earlier runs in ``history`` when given)."""
     from harness.report import render_run
+    from harness.report.trend import DEFAULT_LAST
 
     try:
-        return Path(render_run(run_path, slo_file=slo_file))
+        return Path(render_run(run_path, slo_file=slo_file, history=history, history_last=history_last or DEFAULT_LAST))
     except (ValueError, OSError) as exc:
         raise HarnessError(f"the report could not be rendered: {exc}") from exc
 
@@ -392,6 +395,11 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     g.add_argument("--vendor-port", type=int, metavar="P",
                    help="with --sut-url: the loopback port your service expects the vendor on")
     g.add_argument("--relay-config", metavar="FILE", help="relay.toml: vendor, session correlation, bounds")
+    p.add_argument("--history", metavar="DIR",
+                   help="folder of earlier run directories: the report shows each SLO's trend over them, "
+                        "what flipped since the previous run and each suite's time")
+    p.add_argument("--history-last", type=int, default=None, metavar="N",
+                   help="how many earlier runs of --history to show (default 10)")
     p.add_argument("--scenarios", default=None, metavar="DIR",
                    help=f"root of the scenario suites (default: ${SCENARIOS_ENV} or the checkout's scenarios/)")
 
@@ -428,6 +436,10 @@ def _validate(args: argparse.Namespace) -> None:
             raise HarnessError(str(exc)) from exc
     if args.slo and not Path(args.slo).is_file():
         raise HarnessError(f"SLO file {args.slo} does not exist")
+    if getattr(args, "history", None) and not Path(args.history).is_dir():
+        raise HarnessError(f"--history {args.history} is not a directory (a folder of earlier run directories)")
+    if getattr(args, "history_last", None) is not None and args.history_last < 1:
+        raise HarnessError(f"--history-last must be at least 1, not {args.history_last}")
     if args.slo:
         from harness import slo as slo_mod
 
@@ -467,6 +479,8 @@ def main(args: argparse.Namespace) -> int:
                                  log_path=run.path / "artifacts" / "logs" / f"pytest-{name}.log",
                                  on_progress=progress.update)
             outcomes.append(outcome)
+            # each suite's wall time, for the trend of later runs (harness.report.trend)
+            run.write_run_info({"suite_durations": {o.name: round(o.duration_s, 1) for o in outcomes}})
     if SELFTEST in suites:
         from harness import selftest
 
@@ -474,7 +488,7 @@ def main(args: argparse.Namespace) -> int:
     # SLOs judge the samples of this run's scenarios; a self-test alone has none of its own
     # (each defect's run is judged by whether it failed, in its own directory).
     slo_lines, slo_path = evaluate_slos(run.path, slo_file, args.profile) if outcomes else ([], None)
-    report_path = render_report(run.path, slo_file)
+    report_path = render_report(run.path, slo_file, getattr(args, "history", None), getattr(args, "history_last", None))
     run.point_latest()
     code = exit_code(run, outcomes, slo_lines, selftest_summary)
     print_summary(run, outcomes, slo_lines, slo_path, report_path, selftest_summary, code)

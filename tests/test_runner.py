@@ -267,3 +267,28 @@ def test_a_suite_run_alone_is_judged_by_its_own_slo_file(tmp_path):
     assert _slo_file(args, ["chaos"], tmp_path).endswith("ci.toml")  # no file of its own
     args.slo = str(tmp_path / "mine.toml")
     assert _slo_file(args, ["property"], tmp_path) == str((tmp_path / "mine.toml").resolve())
+
+
+# --- the trend (--history) ---------------------------------------------------------------------
+def test_history_records_suite_times_and_the_second_run_shows_the_first(scenarios, tmp_path, capsys):
+    history = tmp_path / "nightly"
+    history.mkdir()
+    assert run(scenarios, history / "run-a", "--suite", "good", "--history", str(history)) == 0
+    first = json.loads((history / "run-a" / "summary.json").read_text())
+    assert first["trend"]["since_previous"] is None  # nothing earlier yet
+    times = json.loads((history / "run-a" / "run.json").read_text())["suite_durations"]
+    assert set(times) == {"good"} and times["good"] > 0
+    assert run(scenarios, history / "run-b", "--suite", "good,bad", "--history", str(history)) == 1
+    trend = json.loads((history / "run-b" / "summary.json").read_text())["trend"]
+    assert [r["name"] for r in trend["runs"]] == ["run-a", "run-b"]
+    assert trend["since_previous"]["previous"] == "run-a"
+    assert sorted(n["scenario"] for n in trend["since_previous"]["new"]) == ["bad/test_bad::test_fine", "bad/test_bad::test_lost"]
+    rows = {r["suite"]: r["seconds"] for r in trend["suite_durations"]["rows"]}
+    assert rows["good"][0] == times["good"] and rows["bad"][0] is None
+
+
+def test_history_that_is_not_a_directory_stops_the_run(scenarios, tmp_path, capsys):
+    assert run(scenarios, tmp_path / "out", "--suite", "good", "--history", str(tmp_path / "nope")) == 2
+    assert "--history" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    assert run(scenarios, tmp_path / "out", "--suite", "good", "--history", str(tmp_path), "--history-last", "0") == 2
+    assert "at least 1" in capsys.readouterr().err
