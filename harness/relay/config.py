@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.checks.relay import CORRELATIONS
+from harness.errors import UsageError
+from harness.paths import shipped_scenarios
 
 VENDORS = ("deepgram",)  # vendors whose stand-in the relay checks drive (the others' fill placeholders only)
-DEFAULT_FILE = Path(__file__).resolve().parent.parent.parent / "scenarios" / "relay" / "relay.toml"
+DEFAULT_FILE = shipped_scenarios() / "relay" / "relay.toml"
 
 
-class RelayConfigError(ValueError):
+class RelayConfigError(UsageError, ValueError):
     """A relay.toml that cannot be used; the message names the file and the field."""
 
 

@@ -33,8 +33,11 @@ from pathlib import Path
 
 import httpx
 
+from harness.errors import ServiceError
+
 PLACEHOLDERS = ("port", "deepgram_url", "openai_url", "assemblyai_url", "speechmatics_url", "vendor_key",
                 "api_key", "defects")
+# The example relay ships with the checkout (examples/ is not in the wheel: give --sut there).
 EXAMPLE_RELAY = Path(__file__).resolve().parent.parent.parent / "examples" / "relay"
 # The example relay as the default system under test, so the suite has something to run in CI.
 DEFAULT_SUT = (f"{shlex.quote(sys.executable)} {shlex.quote(str(EXAMPLE_RELAY))} --port {{port}} "
@@ -42,12 +45,9 @@ DEFAULT_SUT = (f"{shlex.quote(sys.executable)} {shlex.quote(str(EXAMPLE_RELAY))}
 DEFAULT_READY_PATH = "/health"
 
 
-class SutError(RuntimeError):
-    """The service could not be started, or did not become ready; the message says which and why.
-    (Named ``ServiceError`` in the text of failures, so ``harness run`` reports a harness error.)"""
-
-    def __str__(self) -> str:
-        return f"ServiceError: {super().__str__()}"
+class SutError(ServiceError):
+    """The service could not be started, or did not become ready; the message says which and why
+    (a harness error: ``harness run`` exits 2, nothing was learned about the service)."""
 
 
 def fill_command(template: str, values: Mapping[str, str], defects: Sequence[str] = ()) -> list[str]:

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from harness.errors import ServiceError, is_harness_side
 from harness.relay.sut import DEFAULT_SUT, SutError, SutProcess, fill_command
 from harness.services import free_port
 
@@ -35,8 +36,9 @@ def test_a_service_that_exits_is_reported_with_its_code_and_output(tmp_path):
     with pytest.raises(SutError) as err:
         sut.start()
     text = str(err.value)
-    assert text.startswith("ServiceError:") and "exited with code 3" in text and "no vendor url given" in text
+    assert "exited with code 3" in text and "no vendor url given" in text
     assert "to accept connections" in text  # what it waited for
+    assert isinstance(err.value, ServiceError) and is_harness_side(err.value)
 
 
 def test_a_service_that_never_answers_times_out_naming_the_url(tmp_path):
