@@ -94,7 +94,7 @@ async def serve_until_stopped(proxy: WsFaultProxy, banner: Callable[[], list[str
         if on_stop is not None:
             await on_stop()
         if record:
-            Path(record).write_text(json.dumps(proxy.record.to_dict(), indent=1), encoding="utf-8")
+            Path(record).write_text(json.dumps(proxy.fault_record.to_dict(), indent=1), encoding="utf-8")
             print(f"record written to {record}", flush=True)
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(Exception):

@@ -792,7 +792,7 @@ class WsFaultProxy:
         if schedule is not None:
             _check_schedule(schedule)
         self.tag_header = tag_header
-        self.record = ProxyRecord(max_records)
+        self.fault_record = ProxyRecord(max_records)
         self._server: Server | None = None
         self._pending: dict[int, ClientConnection] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -852,7 +852,7 @@ class WsFaultProxy:
         parts = urlsplit(request.path)
         if parts.path == RECORD_PATH and "upgrade" not in request.headers.get("Connection", "").lower():
             tag = dict(parse_qsl(parts.query)).get("tag")
-            body = json.dumps(self.record.to_dict(tag), separators=(",", ":")).encode()
+            body = json.dumps(self.fault_record.to_dict(tag), separators=(",", ":")).encode()
             return Response(200, "OK", Headers({"Content-Type": "application/json",
                                                 "Content-Length": str(len(body))}), body)
         query = parse_qsl(parts.query)
@@ -860,7 +860,7 @@ class WsFaultProxy:
         if self.tag_header and request.headers.get(self.tag_header):
             tags.append(request.headers[self.tag_header])
         rate = next((v for k, v in query if k == "sample_rate" and v.isdigit()), None)
-        rec = self.record.open(parts.path, tags, bytes_per_ms=max(1, int(rate) * 2 // 1000) if rate else 32)
+        rec = self.fault_record.open(parts.path, tags, bytes_per_ms=max(1, int(rate) * 2 // 1000) if rate else 32)
         steps = self.schedule.for_connection(rec.index, tags) if self.schedule is not None else []
         pending = [(step, step.fault.make_rule()) for step in steps]
         for step, rule in pending:

@@ -76,7 +76,7 @@ async def test_an_hour_long_stream_does_not_grow_the_record():
                         if minute % 10 == 9:
                             await ws.send(b"\x01")
                         await asyncio.wait_for(await ws.ping(), 30)  # the proxy has read everything sent so far
-                        rec = proxy.record.get(1)
+                        rec = proxy.fault_record.get(1)
                         sizes.append((len(rec.faults), len(json.dumps(rec.to_dict()))))
                         if minute == 1:
                             heap_after_1_min = tracemalloc.get_traced_memory()[0]

@@ -86,7 +86,7 @@ target = { every = 2 }
     assert code == 1000 and finals(direct)
     for i in range(1, 5):
         messages, code, reason = await stream(proxy.ws_url, server.api_key)
-        rec = proxy.record.get(i)
+        rec = proxy.fault_record.get(i)
         assert rec is not None and rec.handshake_status == 101
         if i % 2:
             assert code == 1000 and finals(messages) == finals(direct), i
@@ -98,7 +98,7 @@ target = { every = 2 }
             assert w.kind == "vendor_error" and w.params["code"] == 1011 and w.end_ns >= w.start_ns
             assert rec.audio_bytes >= 64_000 and rec.close_code == 1011
             assert rec.frames.get("upstream_dropped", 0) >= 1  # the rest of the audio never reached the server
-    assert proxy.record.total == 4
+    assert proxy.fault_record.total == 4
 
 
 @pytest.mark.parametrize("preset", sorted(vendors.ERROR_PRESETS))
@@ -112,7 +112,7 @@ async def test_error_presets_send_the_vendors_message_and_close(server, proxy_fo
         assert messages[-1] == p.message
     else:
         assert vendors.is_result(messages[-1])
-    (w,) = proxy.record.get(1).faults
+    (w,) = proxy.fault_record.get(1).faults
     assert w.kind == "vendor_error" and w.params["frames"] == len(p.frames())
 
 
@@ -125,10 +125,10 @@ async def test_refused_handshakes_carry_the_vendors_status_body_and_retry_after(
     r = err.value.response
     assert r.status_code == p.status and json.loads(r.body) == p.body
     assert r.headers.get("Retry-After") == p.headers.get("Retry-After")
-    rec = proxy.record.get(1)
+    rec = proxy.fault_record.get(1)
     assert rec.handshake_status == p.status and [w.kind for w in rec.faults] == ["refuse_handshake"]
     _, code, _ = await stream(proxy.ws_url, server.api_key)  # the second connection is not targeted
-    assert code == 1000 and proxy.record.get(2).handshake_status == 101
+    assert code == 1000 and proxy.fault_record.get(2).handshake_status == 101
 
 
 async def test_stall_keeps_the_socket_and_stops_the_results(server, proxy_for):
@@ -136,7 +136,7 @@ async def test_stall_keeps_the_socket_and_stops_the_results(server, proxy_for):
     messages, code, _ = await stream(proxy.ws_url, server.api_key)
     assert len(messages) == 1 and vendors.is_result(messages[0])  # no more results, no Metadata
     assert code == 1000  # the socket stayed open until the server closed it
-    rec = proxy.record.get(1)
+    rec = proxy.fault_record.get(1)
     assert rec.frames["downstream_dropped"] >= 2 and [w.kind for w in rec.faults] == ["stall"]
 
 
@@ -147,7 +147,7 @@ async def test_drop_and_duplicate_the_nth_final(server, proxy_for):
     proxy = await proxy_for('[[fault]]\ntype = "drop_final"\nnth = 2\n\n[[fault]]\ntype = "duplicate_final"\nnth = 3\n')
     got = finals((await stream(proxy.ws_url, server.api_key, audio_ms=6000))[0])
     assert got == [want[0], want[2], want[2], *want[3:]]
-    assert sorted(w.kind for w in proxy.record.get(1).faults) == ["drop_final", "duplicate_final"]
+    assert sorted(w.kind for w in proxy.fault_record.get(1).faults) == ["drop_final", "duplicate_final"]
 
 
 async def test_accept_then_close_for_the_first_two_connections(server, proxy_for):
@@ -163,7 +163,7 @@ async def test_cut_drops_the_tcp_connection_without_a_close_frame(server, proxy_
     proxy = await proxy_for('[[fault]]\ntype = "cut"\nat = { audio_ms = 1000 }\n')
     messages, code, _ = await stream(proxy.ws_url, server.api_key)
     assert code == 1006
-    rec = proxy.record.get(1)
+    rec = proxy.fault_record.get(1)
     assert [w.kind for w in rec.faults] == ["cut"] and rec.close_code == 1006
 
 
