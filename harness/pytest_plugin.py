@@ -73,6 +73,10 @@ class HarnessOptions:
     engine: str
     allow_remote: bool
     capabilities: str | None = None
+    sut: str | None = None  # the relay suite: a command that starts the system under test
+    sut_url: str | None = None  # ... or the URL of one the user runs
+    vendor_port: int | None = None  # ... and where it expects the vendor (the suite listens there)
+    relay_config: str | None = None
 
     @property
     def nightly(self) -> bool:
@@ -105,6 +109,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--engine", default="pocketsphinx", choices=("pocketsphinx", "scripted"),
                 help="default engine of the embedded reference server")
     g.addoption("--allow-remote", action="store_true", help="allow a target that is not on loopback")
+    g.addoption("--sut", default=None, metavar="CMD",
+                help="relay suite: the command that starts the system under test ({port}, {deepgram_url}, "
+                     "{vendor_key}, {api_key}, {defects} … filled in); default: the example relay")
+    g.addoption("--sut-url", default=None, metavar="URL",
+                help="relay suite: a system under test you run yourself (with --vendor-port)")
+    g.addoption("--vendor-port", default=None, type=int, metavar="P",
+                help="relay suite with --sut-url: the loopback port it expects the vendor on")
+    g.addoption("--relay-config", default=None, metavar="FILE", help="relay suite: relay.toml to use")
 
 
 def options_from_config(config: pytest.Config) -> HarnessOptions:
@@ -119,6 +131,10 @@ def options_from_config(config: pytest.Config) -> HarnessOptions:
         engine=config.getoption("--engine"),
         allow_remote=config.getoption("--allow-remote"),
         capabilities=config.getoption("--capabilities"),
+        sut=config.getoption("--sut", None),
+        sut_url=config.getoption("--sut-url", None),
+        vendor_port=config.getoption("--vendor-port", None),
+        relay_config=config.getoption("--relay-config", None),
     )
 
 
@@ -260,9 +276,11 @@ def target(pytestconfig: pytest.Config) -> Any:
             raise pytest.UsageError("--target needs --api-key (or HARNESS_API_KEY)")
         yield Target(http_url=opts.target.rstrip("/"), api_key=opts.api_key, protocol=opts.protocol)
         return
+    from harness.relay import split_defects
     from harness.services import ReferenceServer
 
-    server = ReferenceServer(engine=opts.engine, defects=opts.defects, test_hooks=True)
+    # relay defects belong to the system under test of the relay suite, not to this server
+    server = ReferenceServer(engine=opts.engine, defects=split_defects(opts.defects)[0], test_hooks=True)
     server.start()
     try:
         yield Target(http_url=server.url, api_key=server.api_key, protocol=opts.protocol,
