@@ -94,7 +94,8 @@ class RecordingProxy(WsFaultProxy):
         self._by_client[id(connection)] = conn
         # The connection ends when either side's socket is closed, as the service sees it (it may
         # reconnect at once), not when the proxy has finished relaying the close to the other side.
-        upstream = self._pending.get(id(connection))
+        pending = self._pending.get(id(connection))  # (upstream, the proxy's own record, steps)
+        upstream = pending[0] if isinstance(pending, tuple) else pending
         watchers = [asyncio.ensure_future(c.wait_closed()) for c in (connection, upstream) if c is not None]
         first_close = asyncio.ensure_future(asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED))
         first_close.add_done_callback(lambda _: _closed_now(conn))
