@@ -201,11 +201,20 @@ class PytestOptions:
     engine: str = "pocketsphinx"
     allow_remote: bool = False
     keyword: str | None = None
+    target_image: str | None = None
+    target_container: str | None = None
+    container_port: int | None = None
 
     def args(self) -> list[str]:
         out = ["--protocol", self.protocol, "--profile", self.profile, "--engine", self.engine]
         if self.target:
             out += ["--target", self.target]
+        if self.target_image:
+            out += ["--target-image", self.target_image]
+        if self.target_container:
+            out += ["--target-container", self.target_container]
+        if self.container_port:
+            out += ["--container-port", str(self.container_port)]
         if self.api_key:
             out += ["--api-key", self.api_key]
         if self.slo:
@@ -376,6 +385,12 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", default="pocketsphinx", choices=ENGINES,
                    help="default engine of the embedded reference server")
     p.add_argument("--allow-remote", action="store_true", help="allow a target that is not on loopback")
+    p.add_argument("--target-image", metavar="IMAGE",
+                   help="start the backend from this Docker image for each suite (with --defect/--engine; "
+                        "removed afterwards); `harness image build` makes the reference server's")
+    p.add_argument("--target-container", metavar="NAME", help="a running Docker container as the backend")
+    p.add_argument("--container-port", type=int, default=None, metavar="PORT",
+                   help="the backend's port inside the container (default 8700)")
     p.add_argument("-k", dest="keyword", metavar="EXPR", help="only scenarios matching this pytest -k expression")
     p.add_argument("--history", metavar="DIR",
                    help="folder of earlier run directories: the report shows each SLO's trend over them, "
@@ -386,7 +401,37 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help=f"root of the scenario suites (default: ${SCENARIOS_ENV} or the checkout's scenarios/)")
 
 
+def _validate_container(args: argparse.Namespace) -> None:
+    image, name = getattr(args, "target_image", None), getattr(args, "target_container", None)
+    if not (image or name):
+        if getattr(args, "container_port", None):
+            raise HarnessError("--container-port needs --target-image or --target-container")
+        return
+    if args.target or (image and name):
+        raise HarnessError("give one of --target, --target-image and --target-container")
+    if name and args.defect:
+        raise HarnessError("--defect applies to a server the harness starts (--target-image); "
+                           f"container {name} runs with the flags it was started with")
+    from harness.containers.engine import engine_problem
+
+    problem = engine_problem()
+    if problem:
+        raise HarnessError(problem)
+    from harness.containers.engine import client
+    import docker
+
+    try:
+        if image:
+            client().images.get(image)
+        else:
+            client().containers.get(name)
+    except docker.errors.NotFound as exc:
+        raise HarnessError(f"image {image} is not in the local image store (build it with `harness image build`)"
+                           if image else f"no container named {name!r} (see `docker ps`)") from exc
+
+
 def _validate(args: argparse.Namespace) -> None:
+    _validate_container(args)
     if args.target:
         from harness.safety import require_loopback
 
@@ -427,7 +472,10 @@ def main(args: argparse.Namespace) -> int:
     run = RunDir.create(args.out)
     options = PytestOptions(target=args.target, api_key=args.api_key, protocol=args.protocol,
                             profile=args.profile, slo=slo_file, defects=tuple(args.defect), engine=args.engine,
-                            allow_remote=args.allow_remote, keyword=args.keyword)
+                            allow_remote=args.allow_remote, keyword=args.keyword,
+                            target_image=getattr(args, "target_image", None),
+                            target_container=getattr(args, "target_container", None),
+                            container_port=getattr(args, "container_port", None))
     run.write_run_info({"suites": suites, "profile": args.profile, "slo_file": slo_file,
                         "command": "harness run " + " ".join(_argv_of(args))})
     outcomes: list[SuiteOutcome] = []
@@ -476,10 +524,11 @@ def _slo_file(args: argparse.Namespace, suites: Sequence[str], root: Path) -> st
 
 def _argv_of(args: argparse.Namespace) -> list[str]:
     out = []
-    for key in ("target", "protocol", "suite", "profile", "slo", "out", "engine", "keyword"):
+    for key in ("target", "target_image", "target_container", "protocol", "suite", "profile", "slo", "out", "engine",
+                "keyword"):
         value = getattr(args, key, None)
         if value:
-            out += [f"--{key}" if key != "keyword" else "-k", str(value)]
+            out += [f"--{key.replace('_', '-')}" if key != "keyword" else "-k", str(value)]
     for d in args.defect:
         out += ["--defect", d]
     return out
