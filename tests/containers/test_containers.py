@@ -218,3 +218,13 @@ def test_the_image_runs_the_reference_server_from_installed_wheels(engine, image
     out = engine.containers.run(image, [], entrypoint=["/opt/server/bin/pip", "list", "--format=freeze"],
                                 remove=True).decode()
     assert "transcription-harness==" in out and "pocketsphinx==" in out and "locust" not in out
+
+
+def test_doctor_names_the_engine_and_the_image(image, monkeypatch):
+    from harness.doctor import check_docker
+
+    found = check_docker()
+    assert found.ok and image in found.detail
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    found = check_docker()
+    assert not found.ok and "/nonexistent/docker.sock does not answer" in found.detail
