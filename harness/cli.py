@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from harness import __version__
+from harness.errors import BackendError, HarnessError, UsageError  # noqa: F401 - re-exported for callers
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -25,13 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fixtures": ("harness.fixtures_cmd", "generate or verify the audio fixtures"),
     "doctor": ("harness.doctor", "check that everything the harness needs is in place"),
     "image": ("harness.containers.cli", "build the reference server's Docker image (no registry needed)"),
+    "init": ("harness.init_cmd", "write a starter harness.toml and SLO file in this folder"),
 }
 
 EXIT_PASS, EXIT_FAIL, EXIT_HARNESS_ERROR = 0, 1, 2
-
-
-class HarnessError(Exception):
-    """A problem with the harness's own input or environment (exit code 2), not a backend failure."""
 
 
 def build_parser(commands: dict[str, tuple[str, str]] = COMMANDS, load: str | None = None) -> argparse.ArgumentParser:
@@ -54,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         module = importlib.import_module(args._module)
         return int(module.main(args) or 0)
+    except BackendError as exc:  # the backend failed: a verdict, not a harness problem
+        print(f"harness: backend failure: {exc}", file=sys.stderr)
+        return EXIT_FAIL
     except HarnessError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return EXIT_HARNESS_ERROR

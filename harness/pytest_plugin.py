@@ -32,8 +32,10 @@ from harness.history import FaultWindow, History
 from harness.results import RunDir, ScenarioResult
 from harness.safety import require_loopback
 
-PROTOCOLS = ("reference", "deepgram")
 PROFILES = ("ci", "nightly")
+# What the embedded reference server offers whatever codec speaks to it: it started it (process
+# faults, flags, hooks, defects), and its HTTP extras serve every protocol's sessions.
+EMBEDDED_CAPABILITIES = frozenset({"embedded_server", "session_lookup", "health", "stats"})
 
 
 @dataclass
@@ -76,6 +78,7 @@ class HarnessOptions:
     target_image: str | None = None
     target_container: str | None = None
     container_port: int = 8700
+    capabilities: str | None = None
 
     @property
     def container(self) -> bool:
@@ -85,6 +88,17 @@ class HarnessOptions:
     def nightly(self) -> bool:
         return self.profile == "nightly"
 
+    def capabilities_for(self, protocol: str | None = None) -> frozenset[str]:
+        """What the target can do when spoken to with ``protocol`` (default ``--protocol``): the
+        codec's capabilities, the embedded server's, then ``--capabilities`` modifiers."""
+        from harness.protocols.capabilities import apply_modifiers
+        from harness.protocols.registry import capabilities_of
+
+        have = capabilities_of(protocol or self.protocol)
+        if not self.target:
+            have = have | EMBEDDED_CAPABILITIES
+        return apply_modifiers(have, self.capabilities)
+
 
 # --- options -------------------------------------------------------------------------------
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -93,7 +107,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="backend base URL (default: start the embedded reference server)")
     g.addoption("--api-key", default=os.environ.get("HARNESS_API_KEY") or os.environ.get("REFERENCE_API_KEY"),
                 help="API key for --target")
-    g.addoption("--protocol", default="reference", choices=PROTOCOLS, help="wire protocol of the target")
+    g.addoption("--protocol", default="reference",
+                help="wire protocol of the target: a codec name, module:Class or path/to/codec.py:Class")
+    g.addoption("--capabilities", default=None, metavar="+A,-B",
+                help="capabilities the target has beyond its codec's (+name) or lacks (-name)")
     g.addoption("--profile", default="ci", choices=PROFILES, help="ci (short) or nightly (long)")
     g.addoption("--slo", default=None, help="SLO file (TOML); default: the profile's")
     g.addoption("--run-dir", default=None, help="run directory to write (default: reports/<run-id>)")
@@ -124,20 +141,30 @@ def options_from_config(config: pytest.Config) -> HarnessOptions:
         target_image=config.getoption("--target-image"),
         target_container=config.getoption("--target-container"),
         container_port=config.getoption("--container-port"),
+        capabilities=config.getoption("--capabilities"),
     )
 
 
 CATCHES_MARKER = "catches(*defects): this scenario catches these planted defects (DEFECTS.md); the self-test runs it for them"
+NEEDS_MARKER = ("needs(*capabilities): what this scenario needs of the target (harness.protocols.capabilities); "
+                "left out at collection, with the reason printed, where the target lacks it")
+OTHER_MARKERS = ("slow: long-running (nightly profile)", "toxiproxy: needs the toxiproxy-server binary",
+                 "browser: needs Chromium")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", CATCHES_MARKER)
+    for line in (CATCHES_MARKER, NEEDS_MARKER, *OTHER_MARKERS):
+        config.addinivalue_line("markers", line)
     opts = options_from_config(config)
     if sum(map(bool, (opts.target, opts.target_image, opts.target_container))) > 1:
         raise pytest.UsageError("give one of --target, --target-image and --target-container")
     if opts.target_container and opts.defects:
         raise pytest.UsageError("--defect applies to a server the harness starts (--target-image); "
                                 "a running --target-container has the flags it was started with")
+    try:
+        opts.capabilities_for()  # a --protocol that cannot be loaded, or a bad --capabilities, stops here
+    except ValueError as exc:  # CodecError is a ValueError too
+        raise pytest.UsageError(str(exc)) from exc
     if opts.target and opts.defects:
         raise pytest.UsageError("--defect switches on a defect of the embedded reference server; it cannot apply to --target")
     if opts.target:
@@ -176,6 +203,55 @@ def _run_dir(config: pytest.Config) -> RunDir:
             run.write_run_info(missing)
         config._harness_run_dir = run  # type: ignore[attr-defined]
     return config._harness_run_dir  # type: ignore[attr-defined]
+
+
+def item_protocol(item: pytest.Item, opts: HarnessOptions) -> str:
+    """The protocol this item speaks: its ``protocol`` parameter (conformance variants), else ``--protocol``."""
+    callspec = getattr(item, "callspec", None)
+    return (callspec.params.get("protocol") if callspec else None) or opts.protocol
+
+
+def unmet_needs(item: pytest.Item, opts: HarnessOptions) -> list[str]:
+    """The capabilities ``item``'s ``needs`` markers ask for that its target lacks."""
+    from harness.protocols.capabilities import check_names, missing
+
+    needed: list[str] = []
+    for mark in item.iter_markers("needs"):
+        check_names(mark.args, f"{item.nodeid}: @pytest.mark.needs")
+        needed += [n for n in mark.args if n not in needed]
+    return missing(needed, opts.capabilities_for(item_protocol(item, opts))) if needed else []
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out every scenario whose ``needs`` the target does not meet, printing why."""
+    from harness.protocols.capabilities import explain
+
+    opts: HarnessOptions = config._harness_options  # type: ignore[attr-defined]
+    dropped: dict[pytest.Item, list[str]] = {}
+    for item in items:
+        try:
+            lacking = unmet_needs(item, opts)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from exc
+        if lacking:
+            dropped[item] = lacking
+    if not dropped:
+        return
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    for item, lacking in dropped.items():
+        line = (f"left out: {item.nodeid}: the target ({item_protocol(item, opts)}) lacks "
+                f"{explain(lacking)}")
+        reporter.write_line(line) if reporter else print(line)
+    config.hook.pytest_deselected(items=list(dropped))
+    items[:] = [i for i in items if i not in dropped]
+
+
+@pytest.fixture
+def capabilities(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> frozenset[str]:
+    """What the target can do as this scenario speaks to it (its ``protocol`` parameter or ``--protocol``)."""
+    opts: HarnessOptions = pytestconfig._harness_options  # type: ignore[attr-defined]
+    return opts.capabilities_for(item_protocol(request.node, opts))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -292,6 +368,13 @@ class ScenarioRecorder:
     def check(self, verdict: Verdict) -> Verdict:
         self.verdicts.append(verdict)
         return verdict
+
+    def run_check(self, check: Any, *args: Any, **kwargs: Any) -> Verdict:
+        """Run ``check(*args, **kwargs)`` and record its verdict; a check that raises is recorded as
+        one ``unknown`` verdict naming it and the exception, and the scenario goes on to the next."""
+        from harness.checks.verdict import safe_check
+
+        return self.check(safe_check(check, *args, **kwargs))
 
     def fault(self, window: FaultWindow) -> FaultWindow:
         self.faults.append(window)

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from harness.cli import EXIT_FAIL, EXIT_HARNESS_ERROR, EXIT_PASS, HarnessError
 
-PROTOCOLS = ("reference", "deepgram")
 PROFILES = ("ci", "nightly")
 ENGINES = ("pocketsphinx", "scripted")
 # Default suites per profile; a suite is only run by default when its folder has tests.
@@ -38,8 +39,6 @@ PROGRESS_ENV = "HARNESS_PROGRESS_FILE"
 SCENARIOS_ENV = "HARNESS_SCENARIOS_DIR"
 # pytest exit codes (pytest.ExitCode) and what they mean for a run
 PYTEST_OK, PYTEST_TESTS_FAILED, PYTEST_NO_TESTS = 0, 1, 5
-# Setup errors with these in their text mean the harness could not run, not that the backend failed.
-HARNESS_ERROR_MARKERS = ("ServiceError", "UsageError", "RemoteTargetError")
 
 
 # === the pytest side: a tiny progress plugin ===============================================
@@ -59,12 +58,29 @@ def pytest_runtest_logstart(nodeid: str, location: Any) -> None:
     _progress_write({"kind": "start", "nodeid": nodeid})
 
 
+HARNESS_ERROR_PROPERTY = "harness_error"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own makes the report from item.user_properties
+def pytest_runtest_makereport(item: Any, call: Any) -> None:
+    """Mark a phase that raised a harness-side error (harness.errors.is_harness_side, or pytest's
+    UsageError): the parent reads the class from here, never from the report's text."""
+    from harness.errors import is_harness_side
+
+    exc = call.excinfo.value if call.excinfo is not None else None
+    if exc is not None and (is_harness_side(exc) or isinstance(exc, pytest.UsageError)):
+        item.user_properties.append((HARNESS_ERROR_PROPERTY, f"{type(exc).__name__}: {exc}"[:800]))
+
+
 def pytest_runtest_logreport(report: Any) -> None:
     failed = report.failed
     if report.when == "call" or failed or report.skipped:
         entry = {"kind": "phase", "nodeid": report.nodeid, "when": report.when, "outcome": report.outcome}
         if failed and report.when != "call":
             entry["text"] = str(report.longrepr)[-4000:]
+        marked = [v for k, v in getattr(report, "user_properties", []) if k == HARNESS_ERROR_PROPERTY]
+        if failed and marked:
+            entry["harness_error"] = marked[-1]
         _progress_write(entry)
 
 
@@ -74,12 +90,14 @@ def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
 
 # === the parent side ==========================================================================
 def default_scenarios_root() -> Path:
-    """``$HARNESS_SCENARIOS_DIR``, else the checkout's ``scenarios/``, else ``./scenarios``."""
+    """``$HARNESS_SCENARIOS_DIR``, else the suites shipped with the harness (the checkout's
+    ``scenarios/``, or the installed ``harness_scenarios`` package)."""
     env = os.environ.get(SCENARIOS_ENV)
     if env:
         return Path(env)
-    checkout = Path(__file__).resolve().parent.parent / "scenarios"
-    return checkout if checkout.is_dir() else Path("scenarios")
+    from harness.paths import shipped_scenarios
+
+    return shipped_scenarios()
 
 
 def suite_has_tests(folder: Path) -> bool:
@@ -124,6 +142,7 @@ class SuiteOutcome:
     failed: int = 0
     skipped: int = 0
     errors: list[str] = field(default_factory=list)  # setup/teardown error texts
+    harness_errors: list[str] = field(default_factory=list)  # "Class: message" of harness-side errors
     exit_code: int | None = None
     log: str = ""
     duration_s: float = 0.0
@@ -139,6 +158,8 @@ class SuiteOutcome:
             node = entry["nodeid"]
             if entry["outcome"] == "failed":
                 self._outcomes[node] = "failed"
+                if entry.get("harness_error"):
+                    self.harness_errors.append(entry["harness_error"])
                 if entry["when"] != "call" and entry.get("text"):
                     self.errors.append(entry["text"])
             elif entry["outcome"] == "skipped":
@@ -161,25 +182,8 @@ class SuiteOutcome:
             return "no tests collected"
         if self.exit_code not in (PYTEST_OK, PYTEST_TESTS_FAILED):
             return f"pytest exited with code {self.exit_code} (usage error, interrupted or internal error)"
-        for text in self.errors:
-            if any(m in text for m in HARNESS_ERROR_MARKERS):
-                # pytest's "E   ServiceError: ..." lines carry the message (the first one and the
-                # lines that continue it, e.g. the server's own output); the location line does not
-                lines = text.splitlines()
-                start = next((i for i, ln in enumerate(lines) if ln.startswith("E ")
-                              and any(m in ln for m in HARNESS_ERROR_MARKERS)), None)
-                if start is None:
-                    marked = [ln.strip() for ln in lines if any(m in ln for m in HARNESS_ERROR_MARKERS)]
-                    return (marked or lines[-1:] or [text])[0][:500]
-                block = []
-                for ln in lines[start:start + 60]:
-                    if not ln.startswith("E "):
-                        break
-                    if ln[1:].strip():
-                        block.append(ln[1:].strip())
-                # the exception's own line, then any line of the output that says what the error was
-                said = [ln for ln in block[1:] if "error" in ln.lower()]
-                return " ".join(block[:1] + (said[-1:] if said else block[1:3]))[:800]
+        if self.harness_errors:  # by class (harness.errors), as the pytest side marked them
+            return self.harness_errors[0]
         return None
 
     def status_word(self) -> str:
@@ -204,9 +208,12 @@ class PytestOptions:
     target_image: str | None = None
     target_container: str | None = None
     container_port: int | None = None
+    capabilities: str | None = None
 
     def args(self) -> list[str]:
         out = ["--protocol", self.protocol, "--profile", self.profile, "--engine", self.engine]
+        if self.capabilities:
+            out.append(f"--capabilities={self.capabilities}")
         if self.target:
             out += ["--target", self.target]
         if self.target_image:
@@ -230,8 +237,12 @@ class PytestOptions:
 
 def build_pytest_command(paths: Sequence[Path | str], run_dir: Path, options: PytestOptions,
                    extra: Sequence[str] = ()) -> list[str]:
+    # The ini options the suites need are given here too, so that suites installed from the wheel
+    # (no pyproject.toml above them) run exactly as they do in the checkout.
     return [sys.executable, "-m", "pytest", *map(str, paths), "--run-dir", str(run_dir),
-            "-p", "harness.runner", "-p", "no:cacheprovider", "-q", "-rfE", *options.args(), *extra]
+            "-p", "harness.runner", "-p", "no:cacheprovider", "-q", "-rfE",
+            "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function",
+            *options.args(), *extra]
 
 
 def run_pytest(name: str, paths: Sequence[Path | str], run_dir: Path, options: PytestOptions, *,
@@ -267,7 +278,7 @@ def run_pytest(name: str, paths: Sequence[Path | str], run_dir: Path, options: P
                 if time.monotonic() - started > timeout_s:
                     proc.kill()
                     proc.wait()
-                    outcome.errors.append(f"UsageError: suite {name} did not finish within {timeout_s:.0f} s")
+                    outcome.harness_errors.append(f"suite {name} did not finish within {timeout_s:.0f} s")
                     break
                 time.sleep(0.2)
         except BaseException:
@@ -373,11 +384,17 @@ def render_report(run_path: Path, slo_file: str | None = None, history: str | No
 
 # === the command ===============================================================================
 def configure_parser(p: argparse.ArgumentParser) -> None:
+    # Defaults are None where harness.toml may give the value: a flag wins over the file, the
+    # file over the built-in default (apply_project_config).
     p.add_argument("--target", help="backend base URL (default: start the embedded reference server)")
     p.add_argument("--api-key", help="API key for --target (default: $HARNESS_API_KEY)")
-    p.add_argument("--protocol", default="reference", choices=PROTOCOLS, help="wire protocol of the target")
+    p.add_argument("--protocol", default=None,
+                   help="wire protocol of the target: a built-in codec, an installed codec plugin, "
+                        "module:Class or path/to/codec.py:Class (default: reference)")
+    p.add_argument("--capabilities", default=None, metavar="+A,-B",
+                   help="capabilities the target has beyond its codec's (+name) or lacks (-name)")
     p.add_argument("--suite", help="comma-separated suites (default: the profile's suites that have tests)")
-    p.add_argument("--profile", default="ci", choices=PROFILES, help="ci (short, default) or nightly (long)")
+    p.add_argument("--profile", default=None, choices=PROFILES, help="ci (short, default) or nightly (long)")
     p.add_argument("--slo", help="SLO file (TOML; default: the profile's)")
     p.add_argument("--out", help="run directory to write (default: reports/<run-id>)")
     p.add_argument("--defect", action="append", default=[], metavar="NAME",
@@ -398,7 +415,42 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--history-last", type=int, default=None, metavar="N",
                    help="how many earlier runs of --history to show (default 10)")
     p.add_argument("--scenarios", default=None, metavar="DIR",
-                   help=f"root of the scenario suites (default: ${SCENARIOS_ENV} or the checkout's scenarios/)")
+                   help=f"root of the scenario suites (default: ${SCENARIOS_ENV} or the shipped suites)")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="settings file (default: ./harness.toml when there is one; see harness init)")
+
+
+def apply_project_config(args: argparse.Namespace, env: dict[str, str] | None = None) -> dict[str, str]:
+    """Fill every option the command line left unset from harness.toml (``--config`` or the one in
+    the current directory), then the built-in defaults. Returns environment variables the suites
+    need from the file (the browser client config)."""
+    from harness import project_config
+
+    env = os.environ if env is None else env
+    cfg = project_config.load(args.config) if args.config else project_config.find()
+    extra_env: dict[str, str] = {}
+    if cfg is not None:
+        args.target = args.target or cfg.get("target", "url")
+        args.protocol = args.protocol or cfg.get("target", "protocol")
+        caps = cfg.get("target", "capabilities")
+        if args.capabilities is None and caps:
+            args.capabilities = ",".join(str(c) for c in caps)
+        key_env = cfg.get("target", "api_key_env")
+        if not args.api_key and key_env:
+            if not env.get(key_env):
+                raise HarnessError(f"{cfg.path}: target.api_key_env names ${key_env}, which is not set")
+            args.api_key = env[key_env]
+        args.profile = args.profile or cfg.get("run", "profile")
+        args.suite = args.suite or cfg.get("run", "suites")
+        args.slo = args.slo or cfg.get("run", "slo")
+        args.out = args.out or cfg.get("run", "out")
+        args.allow_remote = args.allow_remote or bool(cfg.get("run", "allow_remote"))
+        client = cfg.get("browser", "client")
+        if client and "HARNESS_BROWSER_CLIENT" not in env:
+            extra_env["HARNESS_BROWSER_CLIENT"] = client
+    args.protocol = args.protocol or "reference"
+    args.profile = args.profile or "ci"
+    return extra_env
 
 
 def _validate_container(args: argparse.Namespace) -> None:
@@ -432,6 +484,13 @@ def _validate_container(args: argparse.Namespace) -> None:
 
 def _validate(args: argparse.Namespace) -> None:
     _validate_container(args)
+    from harness.protocols.capabilities import apply_modifiers
+    from harness.protocols.registry import capabilities_of
+
+    try:  # a codec that cannot be loaded, or a bad --capabilities, stops the run before anything runs
+        apply_modifiers(capabilities_of(args.protocol), args.capabilities)
+    except ValueError as exc:
+        raise HarnessError(str(exc)) from exc
     if args.target:
         from harness.safety import require_loopback
 
@@ -461,6 +520,7 @@ def _validate(args: argparse.Namespace) -> None:
 def main(args: argparse.Namespace) -> int:
     from harness.results import RunDir
 
+    suite_env = apply_project_config(args)
     _validate(args)
     root = Path(args.scenarios) if args.scenarios else default_scenarios_root()
     suites = resolve_suites(args.suite, args.profile, root)
@@ -476,6 +536,7 @@ def main(args: argparse.Namespace) -> int:
                             target_image=getattr(args, "target_image", None),
                             target_container=getattr(args, "target_container", None),
                             container_port=getattr(args, "container_port", None))
+                            capabilities=args.capabilities)
     run.write_run_info({"suites": suites, "profile": args.profile, "slo_file": slo_file,
                         "command": "harness run " + " ".join(_argv_of(args))})
     outcomes: list[SuiteOutcome] = []
@@ -486,7 +547,7 @@ def main(args: argparse.Namespace) -> int:
         for name in pytest_suites:
             outcome = run_pytest(name, [root / name], run.path, options,
                                  log_path=run.path / "artifacts" / "logs" / f"pytest-{name}.log",
-                                 on_progress=progress.update)
+                                 on_progress=progress.update, env=suite_env)
             outcomes.append(outcome)
             # each suite's wall time, for the trend of later runs (harness.report.trend)
             run.write_run_info({"suite_durations": {o.name: round(o.duration_s, 1) for o in outcomes}})

@@ -45,6 +45,7 @@ from typing import Any
 
 from harness.checks.metrics import METRICS
 from harness.checks.verdict import Status
+from harness.errors import UsageError
 
 SLO_DIR = Path(__file__).resolve().parent / "slo"
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne}
@@ -56,7 +57,7 @@ _TABLE_KEYS = {"thresholds", "min_samples", "description", "custom"}
 _TOP_KEYS = {"description", "slo"}
 
 
-class SLOFileError(ValueError):
+class SLOFileError(UsageError, ValueError):
     """A bad SLO file or expression; the message names the file, the metric and what is wrong."""
 
 

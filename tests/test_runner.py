@@ -59,6 +59,20 @@ def test_needs_server(server, scenario):
 '''
 
 
+BACKEND_TIMEOUT = '''
+import pytest
+from harness.errors import ScenarioTimeout
+
+@pytest.fixture
+def acked():
+    # what a scenario raises when the backend stops acking: a backend failure, even in a fixture
+    raise ScenarioTimeout("no ack past offset 3200 of 67200 within 10 s")
+
+def test_needs_acks(acked, scenario):
+    scenario.verify()
+'''
+
+
 SLO = '''
 description = "test gate"
 [slo.session_create_ms]
@@ -76,7 +90,8 @@ def slo_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def scenarios(tmp_path: Path, slo_file: Path) -> Path:
     root = tmp_path / "scenarios"
-    for suite, body in {"good": PASSING, "bad": FAILING, "vague": UNKNOWN, "down": SERVER_DOWN}.items():
+    for suite, body in {"good": PASSING, "bad": FAILING, "vague": UNKNOWN, "down": SERVER_DOWN,
+                        "stuck": BACKEND_TIMEOUT}.items():
         (root / suite).mkdir(parents=True)
         (root / suite / f"test_{suite}.py").write_text(textwrap.dedent(body))
     (root / "empty").mkdir()
@@ -94,7 +109,7 @@ def test_unknown_suite_is_named_with_the_known_ones(scenarios, tmp_path, capsys)
     assert run(scenarios, tmp_path / "out", "--suite", "good,nosuch") == 2
     err = capsys.readouterr().err
     assert "'nosuch'" in err
-    assert "known suites: bad, down, empty, good, vague, selftest" in err
+    assert "known suites: bad, down, empty, good, stuck, vague, selftest" in err
     assert not (tmp_path / "out").exists()  # nothing ran, nothing written
 
 
@@ -192,6 +207,13 @@ def test_a_server_that_does_not_start_is_a_harness_error(scenarios, tmp_path, ca
     assert "reference server exited with code 1" in text
 
 
+def test_a_backend_timeout_is_a_failure_not_a_harness_error(scenarios, tmp_path, capsys):
+    # told apart by class (harness.errors.BackendError), whatever the text says
+    assert run(scenarios, tmp_path / "out", "--suite", "stuck") == 1
+    text = capsys.readouterr().out
+    assert "== FAIL ==" in text and "HARNESS ERROR" not in text
+
+
 def test_no_tests_collected_is_a_harness_error(scenarios, tmp_path, capsys):
     assert run(scenarios, tmp_path / "out", "--suite", "empty") == 2
     assert "no tests collected" in capsys.readouterr().out
@@ -227,7 +249,10 @@ def test_progress_entries_count_tests_and_track_the_current_one():
     o.exit_code = 1
     assert o.harness_error is None and o.status_word() == "fail"
     o.errors.append("E   harness.services.ServiceError: reference server not ready after 60 s")
-    assert "not ready after 60 s" in o.harness_error
+    assert o.harness_error is None  # the text of a report is never read for the class
+    o.feed({"kind": "phase", "nodeid": "t::d", "when": "setup", "outcome": "failed", "text": "...",
+            "harness_error": "ServiceError: reference server not ready after 60 s"})
+    assert o.harness_error == "ServiceError: reference server not ready after 60 s"
 
 
 def test_summary_puts_slo_verdicts_first(tmp_path):

@@ -39,7 +39,7 @@ from harness.faults import wsproxy as wsp
 from harness.history import FaultWindow, History
 from harness.protocols.base import BYTES_PER_SECOND, SessionParams, StreamTarget
 from harness.protocols.events import Closed, Ready
-from harness.protocols.registry import get_codec
+from harness.protocols.registry import capabilities_of, get_codec
 
 # Distinct words, so a lost or doubled byte range names itself in a failure message.
 SCRIPT = (
@@ -427,9 +427,10 @@ class MatrixRunner:
                 raise
 
     def _skip_reason(self, case: FaultCase) -> str:
-        if self.env.protocol != "reference":
-            return (f"the chaos matrix speaks the reference protocol (resume and offsets are what it tests); "
-                    f"--protocol {self.env.protocol} has neither")
+        lacking = [c for c in ("offsets", "replay") if c not in capabilities_of(self.env.protocol)]
+        if lacking:
+            return (f"the chaos matrix tests resume (offsets and replay of finals); --protocol "
+                    f"{self.env.protocol} lacks {', '.join(lacking)}")
         if case.own_server and not self.env.embedded:
             return "needs a server the harness starts itself (process faults, small heartbeat); --target given"
         if case.layer == "toxiproxy" and not self.env.toxiproxy_url:

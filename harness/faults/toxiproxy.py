@@ -42,6 +42,7 @@ from toxiproxy.proxy import Proxy
 
 from harness.history import FaultWindow, History
 from harness.safety import require_loopback
+from harness.errors import ServiceError
 
 T = TypeVar("T")
 
@@ -65,7 +66,7 @@ DEFAULT_CALL_TIMEOUT_S = 5.0
 PORT_RANGE = range(19100, 19200)  # the chaos suite's listen ports
 
 
-class ToxiproxyError(RuntimeError):
+class ToxiproxyError(ServiceError):
     """A Toxiproxy call failed or timed out; the message names the call and the answer."""
 
 

@@ -14,11 +14,27 @@ import pytest
 from harness.faults import matrix
 
 
+# What every case needs: the matrix judges resume (offsets, replay of finals by segment id) and
+# the pipeline after it.
+MATRIX_NEEDS = ("session_api", "offsets", "replay", "segment_ids", "pipeline_events")
+
+
+def case_needs(case: matrix.FaultCase) -> tuple[str, ...]:
+    """The capabilities one case needs of the target (left out at collection otherwise)."""
+    needs = list(MATRIX_NEEDS)
+    if case.engine == "scripted":
+        needs.append("scripted_engine")
+    if case.own_server or case.layer == "process":  # a server the harness starts, kills or configures
+        needs.append("embedded_server")
+    return tuple(needs)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "case" in metafunc.fixturenames:
         profile = metafunc.config.getoption("--profile")
         metafunc.parametrize("case", [
-            pytest.param(c, id=c.id, marks=[pytest.mark.catches(*c.catches)] if c.catches else [])
+            pytest.param(c, id=c.id, marks=[pytest.mark.needs(*case_needs(c))]
+                         + ([pytest.mark.catches(*c.catches)] if c.catches else []))
             for c in matrix.cases(profile)
         ])
 
