@@ -45,8 +45,10 @@ def base_image(engine, image) -> str:
     return f"{BASE_REPO}:{host_suite()}"
 
 
-@pytest.fixture
-def server(image):
+@pytest.fixture(scope="module")
+def shared_server(image):
+    """One container for a module's tests (each starts one in about two seconds); every fault
+    test leaves it running again, and ``server`` checks that it does."""
     from harness.containers.server import ContainerServer, server_args
 
     s = ContainerServer.from_image(image, args=server_args())
@@ -54,3 +56,11 @@ def server(image):
         yield s
     finally:
         s.close()
+
+
+@pytest.fixture
+def server(shared_server):
+    yield shared_server
+    shared_server.thaw()
+    if shared_server.status() != "running":
+        shared_server.start()  # a failed test left it down: the next test still gets a server
