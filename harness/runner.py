@@ -535,7 +535,7 @@ def main(args: argparse.Namespace) -> int:
                             allow_remote=args.allow_remote, keyword=args.keyword,
                             target_image=getattr(args, "target_image", None),
                             target_container=getattr(args, "target_container", None),
-                            container_port=getattr(args, "container_port", None))
+                            container_port=getattr(args, "container_port", None),
                             capabilities=args.capabilities)
     run.write_run_info({"suites": suites, "profile": args.profile, "slo_file": slo_file,
                         "command": "harness run " + " ".join(_argv_of(args))})
