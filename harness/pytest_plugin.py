@@ -79,6 +79,10 @@ class HarnessOptions:
     target_container: str | None = None
     container_port: int = 8700
     capabilities: str | None = None
+    sut: str | None = None  # the relay suite: a command that starts the system under test
+    sut_url: str | None = None  # ... or the URL of one the user runs
+    vendor_port: int | None = None  # ... and where it expects the vendor (the suite listens there)
+    relay_config: str | None = None
 
     @property
     def container(self) -> bool:
@@ -125,6 +129,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="a running Docker container as the backend (its published --container-port)")
     g.addoption("--container-port", type=int, default=8700, metavar="PORT",
                 help="the backend's port inside the container (default 8700)")
+    g.addoption("--sut", default=None, metavar="CMD",
+                help="relay suite: the command that starts the system under test ({port}, {deepgram_url}, "
+                     "{vendor_key}, {api_key}, {defects} … filled in); default: the example relay")
+    g.addoption("--sut-url", default=None, metavar="URL",
+                help="relay suite: a system under test you run yourself (with --vendor-port)")
+    g.addoption("--vendor-port", default=None, type=int, metavar="P",
+                help="relay suite with --sut-url: the loopback port it expects the vendor on")
+    g.addoption("--relay-config", default=None, metavar="FILE", help="relay suite: relay.toml to use")
 
 
 def options_from_config(config: pytest.Config) -> HarnessOptions:
@@ -142,6 +154,10 @@ def options_from_config(config: pytest.Config) -> HarnessOptions:
         target_container=config.getoption("--target-container"),
         container_port=config.getoption("--container-port"),
         capabilities=config.getoption("--capabilities"),
+        sut=config.getoption("--sut", None),
+        sut_url=config.getoption("--sut-url", None),
+        vendor_port=config.getoption("--vendor-port", None),
+        relay_config=config.getoption("--relay-config", None),
     )
 
 
@@ -298,9 +314,11 @@ def target(pytestconfig: pytest.Config) -> Any:
         finally:
             server.close()
         return
+    from harness.relay import split_defects
     from harness.services import ReferenceServer
 
-    server = ReferenceServer(engine=opts.engine, defects=opts.defects, test_hooks=True)
+    # relay defects belong to the system under test of the relay suite, not to this server
+    server = ReferenceServer(engine=opts.engine, defects=split_defects(opts.defects)[0], test_hooks=True)
     server.start()
     try:
         yield Target(http_url=server.url, api_key=server.api_key, protocol=opts.protocol,

@@ -31,8 +31,8 @@ PROFILES = ("ci", "nightly")
 ENGINES = ("pocketsphinx", "scripted")
 # Default suites per profile; a suite is only run by default when its folder has tests.
 PROFILE_SUITES: dict[str, tuple[str, ...]] = {
-    "ci": ("conformance", "chaos", "browser", "property"),
-    "nightly": ("conformance", "chaos", "browser", "property", "load", "bench"),
+    "ci": ("conformance", "chaos", "browser", "property", "relay"),
+    "nightly": ("conformance", "chaos", "browser", "property", "relay", "load", "bench"),
 }
 SELFTEST = "selftest"  # not a folder of scenarios: harness.selftest drives the other suites
 PROGRESS_ENV = "HARNESS_PROGRESS_FILE"
@@ -209,6 +209,10 @@ class PytestOptions:
     target_container: str | None = None
     container_port: int | None = None
     capabilities: str | None = None
+    sut: str | None = None  # relay suite: the system under test's command, or
+    sut_url: str | None = None  # the URL of one the user runs, with
+    vendor_port: int | None = None  # the port it expects the vendor on
+    relay_config: str | None = None
 
     def args(self) -> list[str]:
         out = ["--protocol", self.protocol, "--profile", self.profile, "--engine", self.engine]
@@ -232,6 +236,10 @@ class PytestOptions:
             out.append("--allow-remote")
         if self.keyword:
             out += ["-k", self.keyword]
+        for flag, value in (("--sut", self.sut), ("--sut-url", self.sut_url), ("--vendor-port", self.vendor_port),
+                            ("--relay-config", self.relay_config)):
+            if value is not None:
+                out += [flag, str(value)]
         return out
 
 
@@ -409,6 +417,16 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--container-port", type=int, default=None, metavar="PORT",
                    help="the backend's port inside the container (default 8700)")
     p.add_argument("-k", dest="keyword", metavar="EXPR", help="only scenarios matching this pytest -k expression")
+    g = p.add_argument_group("relay suite", "the system under test sits between the harness's client and the "
+                             "vendor stand-in (see README, 'Testing a relay')")
+    g.add_argument("--sut", metavar="CMD",
+                   help="command that starts the system under test; placeholders {port}, {deepgram_url}, "
+                        "{openai_url}, {assemblyai_url}, {speechmatics_url}, {vendor_key}, {api_key}, {defects} "
+                        "(default: the example relay in examples/relay)")
+    g.add_argument("--sut-url", metavar="URL", help="a system under test you run yourself (needs --vendor-port)")
+    g.add_argument("--vendor-port", type=int, metavar="P",
+                   help="with --sut-url: the loopback port your service expects the vendor on")
+    g.add_argument("--relay-config", metavar="FILE", help="relay.toml: vendor, session correlation, bounds")
     p.add_argument("--history", metavar="DIR",
                    help="folder of earlier run directories: the report shows each SLO's trend over them, "
                         "what flipped since the previous run and each suite's time")
@@ -502,6 +520,24 @@ def _validate(args: argparse.Namespace) -> None:
             raise HarnessError("--defect switches on a defect of the embedded reference server; it cannot apply to --target")
         if not (args.api_key or os.environ.get("HARNESS_API_KEY")):
             raise HarnessError("--target needs --api-key (or HARNESS_API_KEY)")
+    if getattr(args, "sut", None) and getattr(args, "sut_url", None):
+        raise HarnessError("give --sut (a command the harness starts) or --sut-url (a service you run), not both")
+    if getattr(args, "sut_url", None):
+        from harness.safety import require_loopback
+
+        if not getattr(args, "vendor_port", None):
+            raise HarnessError("--sut-url needs --vendor-port: the loopback port your service expects the vendor on")
+        try:
+            require_loopback(args.sut_url, args.allow_remote)
+        except ValueError as exc:
+            raise HarnessError(str(exc)) from exc
+    if getattr(args, "relay_config", None):
+        from harness.relay.config import RelayConfig
+
+        try:
+            RelayConfig.load(args.relay_config)  # a bad relay.toml stops the run before anything starts
+        except ValueError as exc:
+            raise HarnessError(str(exc)) from exc
     if args.slo and not Path(args.slo).is_file():
         raise HarnessError(f"SLO file {args.slo} does not exist")
     if getattr(args, "history", None) and not Path(args.history).is_dir():
@@ -536,7 +572,10 @@ def main(args: argparse.Namespace) -> int:
                             target_image=getattr(args, "target_image", None),
                             target_container=getattr(args, "target_container", None),
                             container_port=getattr(args, "container_port", None),
-                            capabilities=args.capabilities)
+                            capabilities=args.capabilities,
+                            sut=getattr(args, "sut", None), sut_url=getattr(args, "sut_url", None),
+                            vendor_port=getattr(args, "vendor_port", None),
+                            relay_config=getattr(args, "relay_config", None))
     run.write_run_info({"suites": suites, "profile": args.profile, "slo_file": slo_file,
                         "command": "harness run " + " ".join(_argv_of(args))})
     outcomes: list[SuiteOutcome] = []
@@ -586,7 +625,7 @@ def _slo_file(args: argparse.Namespace, suites: Sequence[str], root: Path) -> st
 def _argv_of(args: argparse.Namespace) -> list[str]:
     out = []
     for key in ("target", "target_image", "target_container", "protocol", "suite", "profile", "slo", "out", "engine",
-                "keyword"):
+                "keyword", "sut", "sut_url", "vendor_port", "relay_config"):
         value = getattr(args, key, None)
         if value:
             out += [f"--{key.replace('_', '-')}" if key != "keyword" else "-k", str(value)]

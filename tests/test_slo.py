@@ -1,6 +1,7 @@
 """SLO files: parsing, each operator and aggregate, unknown on too few samples, error budgets, bad files."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -70,6 +71,13 @@ def test_default_files_hold_the_required_slos():
             "lost_words sum==0", "duplicated_words sum==0"} <= nightly
     with pytest.raises(FileNotFoundError, match="known profiles"):
         slo.default_slo_file("weekly")
+
+
+def test_make_tests_integrity_slos_are_the_ci_gates_without_latency():
+    ci = {t.metric: t.expression for t in slo.load(slo.default_slo_file("ci")).thresholds}
+    integrity = slo.load(Path(slo.__file__).parent / "slo" / "ci-integrity.toml").thresholds
+    assert integrity and all(ci.get(t.metric) == t.expression for t in integrity)
+    assert not any(t.metric.endswith("_ms") for t in integrity)
 
 
 def test_nearest_rank_percentile_is_a_real_sample():
