@@ -9,6 +9,13 @@ from typing import Any
 from harness.containers.server import ContainerError, ContainerServer, server_args
 
 
+def server_defects(defects: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The run's defects that are the server's (relay defects belong to the relay suite's service)."""
+    from harness.relay import split_defects
+
+    return split_defects(defects)[0]
+
+
 def container_server(opts: Any) -> ContainerServer:
     """A ready ContainerServer for ``opts`` (``harness.pytest_plugin.HarnessOptions``); a
     ``harness.services.ServiceError`` naming what went wrong when there is none, so the run is
@@ -22,6 +29,6 @@ def container_server(opts: Any) -> ContainerServer:
                                           api_key=opts.api_key)
         return ContainerServer.from_image(opts.target_image, container_port=opts.container_port,
                                           api_key=opts.api_key,
-                                          args=server_args(opts.engine, opts.defects, test_hooks=True))
+                                          args=server_args(opts.engine, server_defects(opts.defects), test_hooks=True))
     except (ContainerError, EngineUnavailable) as exc:
         raise ServiceError(str(exc)) from exc

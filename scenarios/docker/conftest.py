@@ -36,13 +36,13 @@ def docker_image(harness_options) -> str:
 def target(harness_options, docker_image) -> Target:
     """The suite's backend: a container (the run's engine and defects, test hooks on), removed at the end."""
     from harness.containers.server import ContainerServer, server_args
-    from harness.containers.target import container_server
+    from harness.containers.target import container_server, server_defects
 
     if harness_options.container:
         server = container_server(harness_options)
     else:
-        server = ContainerServer.from_image(docker_image, args=server_args(harness_options.engine,
-                                                                           harness_options.defects, test_hooks=True))
+        server = ContainerServer.from_image(docker_image, args=server_args(
+            harness_options.engine, server_defects(harness_options.defects), test_hooks=True))
     try:
         yield Target(http_url=server.url, api_key=server.api_key, protocol=harness_options.protocol, server=server,
                      defects=harness_options.defects)
@@ -70,12 +70,13 @@ def _selected_cases(session: pytest.Session) -> list:
 @pytest.fixture(scope="session")
 def docker_matrix(request: pytest.FixtureRequest, target, harness_options, manifest, docker_image):
     from harness.containers.matrix import DockerMatrixRunner
+    from harness.containers.target import server_defects
     from harness.faults.matrix import ChaosEnv
 
     if harness_options.target_container:
         pytest.skip("the container fault cases start containers of their own from an image: give --target-image")
     env = ChaosEnv(http_url=target.http_url, api_key=target.api_key, protocol=target.protocol,
-                   defects=tuple(harness_options.defects), embedded=True, manifest=manifest,
+                   defects=server_defects(harness_options.defects), embedded=True, manifest=manifest,
                    allow_remote=harness_options.allow_remote, max_parallel=3, max_servers=3)
     runner = DockerMatrixRunner(env, _selected_cases(request.session), docker_image).start()
     try:
