@@ -1,4 +1,4 @@
-"""The ``harness`` command: run | serve | load | report | fixtures | doctor | image.
+"""The ``harness`` command: run | serve | faults | load | report | fixtures | doctor | image.
 
 Each subcommand lives in its own module, which provides ``configure_parser(parser)`` and
 ``main(args) -> int``; this file only dispatches, importing a module when its command runs so
@@ -21,6 +21,7 @@ from harness.errors import BackendError, HarnessError, UsageError  # noqa: F401 
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("harness.runner", "run scenario suites and write a reliability report"),
     "serve": ("harness.serve_cmd", "start the reference server in the foreground"),
+    "faults": ("harness.faults_cmd", "put a fault schedule in front of a loopback WebSocket backend"),
     "load": ("harness.load.cli", "generate load with Locust (headless, web UI or distributed)"),
     "report": ("harness.report.cli", "render a run directory again, optionally against a baseline"),
     "fixtures": ("harness.fixtures_cmd", "generate or verify the audio fixtures"),

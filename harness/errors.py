@@ -5,6 +5,7 @@
     HarnessError                      base of everything below
     ├── UsageError                    bad input: a flag, harness.toml, a fixture, a setting (exit 2)
     │   ├── RemoteTargetError         (safety) a non-loopback target without --allow-remote
+    │   ├── ScheduleError             (faults.schedule) a bad fault schedule, naming the line
     │   ├── SLOFileError              (slo) a bad SLO file or expression
     │   ├── SettingsError             (load.settings) a bad load setting
     │   ├── AudioFormatError          (audio) a WAV that is not 16-bit mono PCM at the right rate
@@ -14,6 +15,7 @@
     │   ├── ToxiproxyError            (faults.toxiproxy) a Toxiproxy call failed
     │   ├── BrowserUnavailable        (browser) Chromium or Playwright is missing
     │   ├── ProcessFaultError         (faults.process) the target cannot take a process fault
+    │   ├── FaultError                (faults.base) a fault whose layer is missing or that ran twice
     │   └── LoadRunError              (load.job) Locust did not run
     └── BackendError                  what the backend under test did: a failure of the backend (exit 1)
         ├── ProtocolError             (protocols.base) a frame that breaks the protocol
@@ -26,8 +28,9 @@
 
 ``harness run`` exits 2 when a suite could not judge the backend because of a harness-side error
 (:func:`is_harness_side`), and 1 when the backend failed; it reads the class, never the text.
-Control-flow signals that never leave their module (``faults.matrix.CaseSkipped``, the browser
-kit's ``ScenarioStopped``) are not errors and stay outside the tree.
+Control-flow signals that never leave their module (``faults.matrix.CaseSkipped``,
+``faults.scheduler.SessionEnded``, the browser kit's ``ScenarioStopped``) are not errors and stay
+outside the tree.
 """
 
 from __future__ import annotations

@@ -33,9 +33,6 @@ from harness.results import RunDir, ScenarioResult
 from harness.safety import require_loopback
 
 PROFILES = ("ci", "nightly")
-# What the embedded reference server offers whatever codec speaks to it: it started it (process
-# faults, flags, hooks, defects), and its HTTP extras serve every protocol's sessions.
-EMBEDDED_CAPABILITIES = frozenset({"embedded_server", "session_lookup", "health", "stats"})
 
 
 @dataclass
@@ -95,13 +92,9 @@ class HarnessOptions:
     def capabilities_for(self, protocol: str | None = None) -> frozenset[str]:
         """What the target can do when spoken to with ``protocol`` (default ``--protocol``): the
         codec's capabilities, the embedded server's, then ``--capabilities`` modifiers."""
-        from harness.protocols.capabilities import apply_modifiers
-        from harness.protocols.registry import capabilities_of
+        from harness.protocols.capabilities import target_capabilities
 
-        have = capabilities_of(protocol or self.protocol)
-        if not self.target:
-            have = have | EMBEDDED_CAPABILITIES
-        return apply_modifiers(have, self.capabilities)
+        return target_capabilities(protocol or self.protocol, not self.target, self.capabilities)
 
 
 # --- options -------------------------------------------------------------------------------
@@ -255,9 +248,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if not dropped:
         return
     reporter = config.pluginmanager.get_plugin("terminalreporter")
+    left_out = config.__dict__.setdefault("_harness_left_out", [])  # read by harness.runner's progress
     for item, lacking in dropped.items():
-        line = (f"left out: {item.nodeid}: the target ({item_protocol(item, opts)}) lacks "
-                f"{explain(lacking)}")
+        why = f"the target ({item_protocol(item, opts)}) lacks {explain(lacking)}"
+        left_out.append((item.nodeid, why))
+        line = f"left out: {item.nodeid}: {why}"
         reporter.write_line(line) if reporter else print(line)
     config.hook.pytest_deselected(items=list(dropped))
     items[:] = [i for i in items if i not in dropped]

@@ -51,7 +51,10 @@ def _progress_write(entry: dict[str, Any]) -> None:
 
 
 def pytest_collection_finish(session: Any) -> None:
-    _progress_write({"kind": "collected", "count": len(session.items)})
+    # scenarios the harness plugin left out because the target lacks what they need (with why)
+    left_out = getattr(session.config, "_harness_left_out", [])
+    _progress_write({"kind": "collected", "count": len(session.items), "left_out": len(left_out),
+                     "left_out_reasons": [why for _, why in left_out][:50]})
 
 
 def pytest_runtest_logstart(nodeid: str, location: Any) -> None:
@@ -143,6 +146,8 @@ class SuiteOutcome:
     skipped: int = 0
     errors: list[str] = field(default_factory=list)  # setup/teardown error texts
     harness_errors: list[str] = field(default_factory=list)  # "Class: message" of harness-side errors
+    left_out: int = 0  # scenarios not run because the target lacks what they need
+    left_out_reasons: list[str] = field(default_factory=list)
     exit_code: int | None = None
     log: str = ""
     duration_s: float = 0.0
@@ -152,6 +157,8 @@ class SuiteOutcome:
         kind = entry.get("kind")
         if kind == "collected":
             self.total = int(entry["count"])
+            self.left_out = int(entry.get("left_out", 0))
+            self.left_out_reasons = list(entry.get("left_out_reasons", []))
         elif kind == "start":
             self.current = entry["nodeid"]
         elif kind == "phase":
@@ -178,17 +185,25 @@ class SuiteOutcome:
         """Why this suite could not judge the backend, or None."""
         if self.exit_code is None:
             return "did not finish"
-        if self.exit_code == PYTEST_NO_TESTS:
+        if self.exit_code == PYTEST_NO_TESTS and not self.none_applicable:
             return "no tests collected"
-        if self.exit_code not in (PYTEST_OK, PYTEST_TESTS_FAILED):
+        if self.exit_code not in (PYTEST_OK, PYTEST_TESTS_FAILED) and not self.none_applicable:
             return f"pytest exited with code {self.exit_code} (usage error, interrupted or internal error)"
         if self.harness_errors:  # by class (harness.errors), as the pytest side marked them
             return self.harness_errors[0]
         return None
 
+    @property
+    def none_applicable(self) -> bool:
+        """Every scenario of the suite was left out (the target lacks what they need): nothing to
+        judge, which is neither a pass nor a harness error."""
+        return self.exit_code == PYTEST_NO_TESTS and not self.total and self.left_out > 0
+
     def status_word(self) -> str:
         if self.harness_error:
             return "error"
+        if self.none_applicable:
+            return "n/a"
         return "pass" if self.exit_code == PYTEST_OK else "fail"
 
 
@@ -502,11 +517,10 @@ def _validate_container(args: argparse.Namespace) -> None:
 
 def _validate(args: argparse.Namespace) -> None:
     _validate_container(args)
-    from harness.protocols.capabilities import apply_modifiers
-    from harness.protocols.registry import capabilities_of
+    from harness.protocols.capabilities import target_capabilities
 
     try:  # a codec that cannot be loaded, or a bad --capabilities, stops the run before anything runs
-        apply_modifiers(capabilities_of(args.protocol), args.capabilities)
+        args._capability_set = target_capabilities(args.protocol, not args.target, args.capabilities)
     except ValueError as exc:
         raise HarnessError(str(exc)) from exc
     if args.target:
@@ -577,6 +591,7 @@ def main(args: argparse.Namespace) -> int:
                             vendor_port=getattr(args, "vendor_port", None),
                             relay_config=getattr(args, "relay_config", None))
     run.write_run_info({"suites": suites, "profile": args.profile, "slo_file": slo_file,
+                        "capabilities": sorted(args._capability_set),
                         "command": "harness run " + " ".join(_argv_of(args))})
     outcomes: list[SuiteOutcome] = []
     selftest_summary = None
@@ -597,11 +612,22 @@ def main(args: argparse.Namespace) -> int:
     # SLOs judge the samples of this run's scenarios; a self-test alone has none of its own
     # (each defect's run is judged by whether it failed, in its own directory).
     slo_lines, slo_path = evaluate_slos(run.path, slo_file, args.profile) if outcomes else ([], None)
+    slo_left_out = slos_left_out(slo_path, args._capability_set)
     report_path = render_report(run.path, slo_file, getattr(args, "history", None), getattr(args, "history_last", None))
     run.point_latest()
     code = exit_code(run, outcomes, slo_lines, selftest_summary)
-    print_summary(run, outcomes, slo_lines, slo_path, report_path, selftest_summary, code)
+    print_summary(run, outcomes, slo_lines, slo_path, report_path, selftest_summary, code, slo_left_out=slo_left_out)
     return code
+
+
+def slos_left_out(slo_path: str | None, capabilities: frozenset[str]) -> list[str]:
+    """"session_create_ms p(95)<2000 (needs session_api)" for each SLO the target cannot be judged by."""
+    if not slo_path:
+        return []
+    from harness import slo as slo_mod
+
+    return [f"{t.name} (needs {', '.join(lacking)})"
+            for t, lacking in slo_mod.not_applicable(slo_mod.load(slo_path), capabilities)]
 
 
 def _slo_file(args: argparse.Namespace, suites: Sequence[str], root: Path) -> str | None:
@@ -657,16 +683,30 @@ def exit_code(run: Any, outcomes: Sequence[SuiteOutcome], slo_lines: Sequence[Sl
     if selftest_summary is not None and (selftest_summary.harness_error
                                          or any(r.harness_error for r in selftest_summary.results)):
         return EXIT_HARNESS_ERROR  # a defect's run could not start: nothing was learned about it
-    failed = any(o.exit_code != PYTEST_OK for o in outcomes)
+    failed = any(o.exit_code != PYTEST_OK and not o.none_applicable for o in outcomes)
     failed = failed or any(line.status != "pass" for line in slo_lines)
     failed = failed or bool(failing_scenarios(run))
     failed = failed or (selftest_summary is not None and not selftest_summary.passed)
     return EXIT_FAIL if failed else EXIT_PASS
 
 
+def _lacking_summary(outcomes: Sequence[SuiteOutcome]) -> list[str]:
+    """One line per missing capability: how many scenarios of which suites it left out."""
+    import re
+    from collections import Counter
+
+    counts: dict[str, Counter[str]] = {}
+    for o in outcomes:
+        for reason in o.left_out_reasons:
+            for cap in re.findall(r"(?:^|; )([a-z_0-9]+) \(", reason.split(" lacks ", 1)[-1]):
+                counts.setdefault(cap, Counter())[o.name] += 1
+    return [f"{cap}: " + ", ".join(f"{n} {suite}" for suite, n in by_suite.items())
+            for cap, by_suite in sorted(counts.items())]
+
+
 def print_summary(run: Any, outcomes: Sequence[SuiteOutcome], slo_lines: Sequence[SloLine],
                   slo_path: str | None, report_path: Path | None, selftest_summary: Any, code: int,
-                  stream=None) -> None:
+                  stream=None, slo_left_out: Sequence[str] = ()) -> None:
     out = stream or sys.stdout
     w = lambda text="": print(text, file=out)  # noqa: E731
     verdict = {EXIT_PASS: "PASS", EXIT_FAIL: "FAIL", EXIT_HARNESS_ERROR: "HARNESS ERROR"}[code]
@@ -680,12 +720,20 @@ def print_summary(run: Any, outcomes: Sequence[SuiteOutcome], slo_lines: Sequenc
             w(f"  {line.status.upper():8} {line.name}" + (f"  {line.detail}" if line.detail else ""))
     elif outcomes:
         w("SLOs: none evaluated")
+    if slo_left_out and code != EXIT_HARNESS_ERROR:
+        w("SLOs not applicable to this target: " + "; ".join(slo_left_out))
     if outcomes:
         w("Suites:")
         for o in outcomes:
             extra = f"  HARNESS ERROR: {o.harness_error}" if o.harness_error else ""
+            left = f", {o.left_out} left out" if o.left_out else ""
             w(f"  {o.status_word().upper():8} {o.name}: {o.passed} passed, {o.failed} failed, "
-              f"{o.skipped} skipped in {o.duration_s:.0f} s (log {run.relative(o.log)}){extra}")
+              f"{o.skipped} skipped{left} in {o.duration_s:.0f} s (log {run.relative(o.log)}){extra}")
+        lacking = _lacking_summary(outcomes)
+        if lacking:
+            w("Left out (the target lacks what they need; each one's reason is in its suite's log):")
+            for line in lacking:
+                w(f"  {line}")
     if selftest_summary is not None:
         for line in selftest_summary.lines():
             w(line)

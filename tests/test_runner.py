@@ -255,6 +255,17 @@ def test_progress_entries_count_tests_and_track_the_current_one():
     assert o.harness_error == "ServiceError: reference server not ready after 60 s"
 
 
+def test_a_suite_whose_every_scenario_was_left_out_is_not_applicable_not_an_error():
+    o = runner.SuiteOutcome(name="chaos")
+    o.feed({"kind": "collected", "count": 0, "left_out": 24, "left_out_reasons": ["the target (deepgram) lacks "
+            "offsets (audio frames carry byte offsets ...); replay (a reconnect replays ...)"]})
+    o.exit_code = runner.PYTEST_NO_TESTS
+    assert o.harness_error is None and o.status_word() == "n/a"
+    assert runner._lacking_summary([o]) == ["offsets: 1 chaos", "replay: 1 chaos"]
+    empty = runner.SuiteOutcome(name="empty", exit_code=runner.PYTEST_NO_TESTS, total=0)
+    assert empty.harness_error == "no tests collected"  # nothing left out: a real harness error
+
+
 def test_summary_puts_slo_verdicts_first(tmp_path):
     from harness.results import RunDir
 

@@ -182,3 +182,25 @@ def test_percentile_verdict_and_budget_always_agree(values, q, target):
     result = slo.judge(t, samples(values=values))
     assert (result.status is Status.PASS) == (result.budget_used <= 1.0 + 1e-9)
     assert result.measured in values
+
+
+def test_an_slo_the_target_cannot_be_measured_by_is_left_out_by_capability():
+    from harness import slo as slo_mod
+
+    slos = slo_mod.loads('[slo.session_create_ms]\nthresholds = ["p(95)<2000"]\nneeds = ["session_api"]\n'
+                         '[slo.connect_ms]\nthresholds = ["p(95)<1000"]\n')
+    kept = slo_mod.applicable(slos, frozenset({"keepalive"}))
+    assert [t.metric for t in kept.thresholds] == ["connect_ms"]
+    assert [(t.metric, lacking) for t, lacking in slo_mod.not_applicable(slos, frozenset({"keepalive"}))] == [
+        ("session_create_ms", ["session_api"])]
+    assert len(slo_mod.applicable(slos, frozenset({"session_api"})).thresholds) == 2
+    assert len(slo_mod.applicable(slos, None).thresholds) == 2  # a run that recorded no capabilities
+
+
+def test_an_unknown_capability_in_needs_is_refused():
+    import pytest as _pytest
+
+    from harness import slo as slo_mod
+
+    with _pytest.raises(slo_mod.SLOFileError, match="unknown capability 'telepathy'"):
+        slo_mod.loads('[slo.connect_ms]\nthresholds = ["p(95)<1000"]\nneeds = ["telepathy"]\n', "x.toml")

@@ -62,3 +62,17 @@ def missing(needs: Iterable[str], have: frozenset[str]) -> list[str]:
 def explain(names: Iterable[str]) -> str:
     """"offsets (audio frames carry ...); replay (...)" for a left-out reason."""
     return "; ".join(f"{n} ({CAPABILITIES[n]})" for n in names)
+
+
+# What the embedded reference server offers whatever codec speaks to it: the harness started it
+# (process faults, flags, hooks, defects), and its HTTP extras serve every protocol's sessions.
+EMBEDDED_CAPABILITIES = frozenset({"embedded_server", "session_lookup", "health", "stats"})
+
+
+def target_capabilities(protocol: str, embedded: bool, modifiers: str | Iterable[str] | None = None) -> frozenset[str]:
+    """What a target can do when spoken to with ``protocol``: the codec's capabilities, the
+    embedded server's when the harness started it, then ``--capabilities`` modifiers."""
+    from harness.protocols.registry import capabilities_of
+
+    have = capabilities_of(protocol) | (EMBEDDED_CAPABILITIES if embedded else frozenset())
+    return apply_modifiers(have, modifiers)
