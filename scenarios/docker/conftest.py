@@ -71,7 +71,7 @@ def _selected_cases(session: pytest.Session) -> list:
 def docker_matrix(request: pytest.FixtureRequest, target, harness_options, manifest, docker_image):
     from harness.containers.matrix import DockerMatrixRunner
     from harness.containers.target import server_defects
-    from harness.faults.matrix import ChaosEnv
+    from harness.faults.matrix_runner import ChaosEnv
 
     if harness_options.target_container:
         pytest.skip("the container fault cases start containers of their own from an image: give --target-image")

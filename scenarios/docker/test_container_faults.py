@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from harness.checks.chaos import case_verdicts
 from harness.containers import matrix as dmatrix
 from harness.faults import matrix
 
@@ -23,7 +24,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def test_container_fault(case: matrix.FaultCase, docker_matrix: dmatrix.DockerMatrixRunner, scenario) -> None:
     scenario.params.update(fault=case.fault, fault_params=case.params, layer=case.layer, engine=case.engine,
-                           fixture_id=case.fixture_id, seed=case.seed, image=docker_matrix.image)
+                           fixture_id=case.fixture_id, seed=case.seed, backend=f"container of {docker_matrix.image}")
     try:
         run = docker_matrix.result(case)
     except matrix.CaseSkipped as exc:
@@ -33,6 +34,6 @@ def test_container_fault(case: matrix.FaultCase, docker_matrix: dmatrix.DockerMa
     scenario.params["duration_s"] = round(run.duration_s, 1)
     if run.error:
         raise RuntimeError(run.error)
-    for verdict in matrix.case_verdicts(run):
+    for verdict in case_verdicts(run):
         scenario.check(verdict)
     scenario.verify()

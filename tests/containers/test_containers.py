@@ -228,3 +228,33 @@ def test_doctor_names_the_engine_and_the_image(image, monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     found = check_docker()
     assert not found.ok and "/nonexistent/docker.sock does not answer" in found.detail
+
+
+# --- behind the one fault interface (harness.faults.docker_faults) ------------------------------
+def test_docker_faults_behind_the_fault_interface(server):
+    from harness.faults.base import FaultContext, FaultError, fault_type
+    from harness.faults.docker_faults import DockerKill, DockerPause, DockerUpdate
+
+    assert fault_type("docker_pause") is DockerPause and fault_type("docker_kill") is DockerKill
+    h = History()
+    ctx = FaultContext([h], {"docker": server})
+
+    async def go():
+        pause = DockerPause()
+        await pause.start(ctx)
+        assert server.status() == "paused"
+        await pause.stop()
+        kill = DockerKill(down_s=0.1)
+        await kill.start(ctx)  # momentary: killed and back when start returns
+        assert health(server) == 200
+        with pytest.raises(FaultError, match="needs the 'docker' layer"):
+            await DockerPause().start(FaultContext([h], {}))
+        with pytest.raises(FaultError, match="needs a server in a container"):
+            await DockerPause().start(FaultContext([h], {"docker": object()}))
+
+    asyncio.run(go())
+    assert [w.kind for w in h.faults] == ["docker_pause", "docker_kill"] and all(w.end_ns for w in h.faults)
+    with pytest.raises(ValueError, match="'policy'"):
+        DockerKill(restart="sometimes")
+    with pytest.raises(ValueError, match="needs cpus or memory_mb"):
+        DockerUpdate()
