@@ -5,8 +5,8 @@
    The slow step (about a minute): the root is kept as a tarball in the cache folder and the
    image in the engine's store, so it is made once per machine; a new machine (or an engine
    whose store was wiped) imports the tarball, or makes it again.
-2. **Wheels**: the project's own wheel and the server's dependencies (their versions as the
-   project's metadata pins them) downloaded or built on the host with ``pip wheel``, kept in the
+2. **Wheels**: the project's own wheel and the server's dependencies (what its sources import,
+   at the versions the project's metadata declares) downloaded or built on the host with ``pip wheel``, kept in the
    cache folder by requirement set.
 3. **Image** (``transcription-harness/reference-server:<version>``): the base, the wheels installed
    with ``pip install --no-index`` into a venv, ``python -m reference_server`` as the entry point.
@@ -37,7 +37,8 @@ from harness.containers import engine
 DIST = "transcription-harness"
 IMAGE_REPO = "transcription-harness/reference-server"
 BASE_REPO = "harness-debian-base"
-SERVER_DEPS = ("fastapi", "uvicorn", "websockets", "pocketsphinx", "prometheus-client", "psutil")
+# Needed at run time though no import names it: uvicorn loads its WebSocket implementation by name.
+RUNTIME_ONLY = ("websockets",)
 SOURCE_HASH_LABEL = "transcription-harness.source-hash"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 REPO = Path(__file__).resolve().parents[2]
@@ -167,22 +168,48 @@ def _debootstrap(suite: str, tarball: Path, log: Log) -> None:
 
 
 # --- the wheels ---------------------------------------------------------------------------
-def server_requirements() -> list[str]:
-    """The server's dependencies with the version ranges the project declares."""
+def server_imports(root: Path | None = None) -> set[str]:
+    """The top-level modules outside the standard library that the server's sources import."""
+    import ast
+
+    root = root or REPO / "reference_server"
+    found: set[str] = set()
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    return {m for m in found if m not in sys.stdlib_module_names and m not in ("reference_server", "__future__")}
+
+
+def server_requirements(root: Path | None = None) -> list[str]:
+    """What the server imports, as distributions: with the version ranges the project declares,
+    by name alone for one that comes in through another (starlette through fastapi). Read from the
+    sources, so the image follows the server when it starts using a new library."""
     try:
         declared = metadata.requires(DIST) or []
     except metadata.PackageNotFoundError as exc:
         raise ImageBuildError(f"{DIST} is not installed in this Python ({sys.executable}): pip install -e .") from exc
-    out = []
+    specs = {}
     for req in declared:
         if ";" in req:
             continue  # extras and markers: not the server's
-        name = re.split(r"[<>=!~ \[(]", req, maxsplit=1)[0].strip().lower()
-        if name in SERVER_DEPS:
-            out.append(req.replace(" ", ""))
-    missing = set(SERVER_DEPS) - {re.split(r"[<>=!~\[(]", r, maxsplit=1)[0].lower() for r in out}
-    if missing:
-        raise ImageBuildError(f"the project's metadata does not declare {', '.join(sorted(missing))}")
+        name = re.split(r"[<>=!~ \[(]", req, maxsplit=1)[0].strip().lower().replace("_", "-")
+        specs[name] = req.replace(" ", "")
+    owners = metadata.packages_distributions()
+    out, unknown = {specs.get(n, n) for n in RUNTIME_ONLY}, []
+    for module in sorted(server_imports(root)):
+        dists = owners.get(module)
+        if not dists:
+            unknown.append(module)
+            continue
+        name = dists[0].lower().replace("_", "-")
+        out.add(specs.get(name, name))
+    if unknown:
+        raise ImageBuildError(f"the server imports {', '.join(unknown)}, which no installed distribution provides: "
+                              "add it to the project's dependencies and pip install -e .")
     return sorted(out)
 
 
@@ -225,6 +252,7 @@ def source_hash() -> str:
         h.update(str(p.relative_to(REPO)).encode())
         h.update(p.read_bytes())
     h.update(DOCKERFILE.encode())
+    h.update(json.dumps(server_requirements()).encode())  # a new dependency is a new image
     return h.hexdigest()[:20]
 
 
@@ -295,9 +323,24 @@ def build(tag: str | None = None, rebuild_base: bool = False, force: bool = Fals
         except docker.errors.BuildError as exc:
             lines = "".join(str(c.get("stream") or c.get("error") or "") for c in exc.build_log)[-3000:]
             raise ImageBuildError(f"docker build of {report.image} failed: {exc.msg}\n{lines}") from exc
+    _smoke_test(docker_client, report.image)
     report.steps["image"] = time.monotonic() - started
     report.steps["total"] = time.monotonic() - total
     return report
+
+
+def _smoke_test(client: Any, image: str) -> None:
+    """The server's modules import in the image (every dependency is there); an image that fails
+    is untagged, so the next build makes it again instead of reusing it."""
+    import docker
+
+    try:
+        client.containers.run(image, [], entrypoint=["/opt/server/bin/python", "-c", "import reference_server.server"],
+                              remove=True, stderr=True)
+    except docker.errors.ContainerError as exc:
+        client.images.remove(image, force=True)
+        out = (exc.stderr or b"").decode("utf-8", "replace")[-2000:]
+        raise ImageBuildError(f"the built image {image} cannot import the server (removed again):\n{out}") from exc
 
 
 def ensure_image(tag: str | None = None, log: Log = lambda _m: None) -> str:

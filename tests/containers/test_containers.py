@@ -5,6 +5,7 @@ and the image build's pieces."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 
 import httpx
@@ -200,11 +201,22 @@ def test_apt_mirror_is_read_from_apt_sources(tmp_path, monkeypatch):
     assert img.apt_mirror([tmp_path / "missing.list"]) == img.DEFAULT_MIRROR
 
 
-def test_server_requirements_come_from_the_project_metadata():
+def test_server_requirements_follow_what_the_server_imports(tmp_path):
     reqs = img.server_requirements()
-    names = {r.split("<")[0].split(">")[0].split("=")[0] for r in reqs}
-    assert names == set(img.SERVER_DEPS)
+    names = {re.split(r"[<>=!~]", r)[0] for r in reqs}
+    assert {"fastapi", "uvicorn", "websockets", "pocketsphinx", "prometheus-client", "psutil"} <= names
+    assert any(r.startswith("fastapi>=") for r in reqs)  # the project's declared range
     assert not any(n in " ".join(reqs) for n in ("locust", "playwright", "matplotlib"))  # harness-only
+    src = tmp_path / "srv"
+    src.mkdir()
+    (src / "a.py").write_text("import os\nimport numpy as np\nfrom . import b\nfrom starlette.routing import Route\n")
+    assert img.server_imports(src) == {"numpy", "starlette"}
+    numpy = next(r for r in reqs if r.startswith("numpy"))
+    websockets = next(r for r in reqs if r.startswith("websockets"))  # uvicorn's, named by no import
+    assert img.server_requirements(src) == sorted([numpy, "starlette", websockets])
+    (src / "c.py").write_text("import no_such_module_anywhere\n")
+    with pytest.raises(img.ImageBuildError, match="no_such_module_anywhere"):
+        img.server_requirements(src)
 
 
 def test_an_up_to_date_image_is_reused(image):
