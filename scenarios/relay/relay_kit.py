@@ -112,7 +112,7 @@ class RelayEnv:
                 self.api_key = api_key or ""
             else:
                 port = free_port()
-                self.api_key = api_key or secrets.token_urlsafe(12)
+                self.api_key = api_key or secrets.token_hex(12)
                 values = {"port": str(port), "deepgram_url": f"{self.proxy.ws_url}/v1/listen",
                           "openai_url": f"{self.proxy.ws_url}/v1", "assemblyai_url": f"{self.proxy.ws_url}/v3/ws",
                           "speechmatics_url": f"{self.proxy.ws_url}/v2", "vendor_key": self.vendor_key,
