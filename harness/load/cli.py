@@ -479,7 +479,8 @@ def _capacity(args: argparse.Namespace) -> int:
             held, broke = largest_held([r.to_dict() for r in results])
             if held is None:
                 verdict = Verdict("load.capacity", Status.FAIL if broke and broke["verdict"] == "broke" else Status.UNKNOWN,
-                                  f"{name}: not even {start} user(s) held: " + (broke["why"] if broke else "no step ran"),
+                                  f"{name}: {capacity_sentence(0, args.final_p95_ms, limit)}; not even {start} "
+                                  f"user(s) held: " + (broke["why"] if broke else "no step ran"),
                                   {"capacity_users": [0]})
             else:
                 tail = (f"; broke at {broke['users']} users: {broke['why']}" if broke and broke["verdict"] == "broke"
