@@ -20,13 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.paths import shipped_fixtures
+from harness.errors import UsageError
+
 SAMPLE_RATE = 16_000
 SAMPLE_WIDTH = 2
 BYTES_PER_SECOND = SAMPLE_RATE * SAMPLE_WIDTH
 
 KINDS = frozenset({"utterance", "conversation", "silence", "noise", "telephone", "bad"})
 FIXTURES_ENV = "HARNESS_FIXTURES"
-DEFAULT_FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "audio"
+DEFAULT_FIXTURES_DIR = shipped_fixtures()
 MANIFEST_NAME = "manifest.json"
 
 # WAVE format tags (mmreg.h) and the sub-format read from WAVE_FORMAT_EXTENSIBLE.
@@ -35,7 +38,7 @@ _WAVE_FORMAT_IEEE_FLOAT = 0x0003
 _WAVE_FORMAT_EXTENSIBLE = 0xFFFE
 
 
-class AudioFormatError(ValueError):
+class AudioFormatError(UsageError, ValueError):
     """A file is not 16-bit mono PCM WAV at the expected rate; the message names file and fault."""
 
 

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+from harness.errors import ServiceError
 
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ENV = "HARNESS_CHROMIUM"
@@ -43,7 +44,7 @@ _TOKEN = re.compile(r"(access_token=)[^&#\s]+")
 _FRAME_TEXT_LIMIT = 2000  # characters of a text frame kept in the log
 
 
-class BrowserUnavailable(RuntimeError):
+class BrowserUnavailable(ServiceError):
     """Chromium or Playwright is missing; the message says what to install."""
 
 

@@ -1,4 +1,4 @@
-"""The ``harness`` command: run | serve | load | report | fixtures | doctor.
+"""The ``harness`` command: run | serve | faults | load | report | fixtures | doctor.
 
 Each subcommand lives in its own module, which provides ``configure_parser(parser)`` and
 ``main(args) -> int``; this file only dispatches, importing a module when its command runs so
@@ -15,22 +15,21 @@ import sys
 from collections.abc import Sequence
 
 from harness import __version__
+from harness.errors import BackendError, HarnessError, UsageError  # noqa: F401 - re-exported for callers
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("harness.runner", "run scenario suites and write a reliability report"),
     "serve": ("harness.serve_cmd", "start the reference server in the foreground"),
+    "faults": ("harness.faults_cmd", "put a fault schedule in front of a loopback WebSocket backend"),
     "load": ("harness.load.cli", "generate load with Locust (headless, web UI or distributed)"),
     "report": ("harness.report.cli", "render a run directory again, optionally against a baseline"),
     "fixtures": ("harness.fixtures_cmd", "generate or verify the audio fixtures"),
     "doctor": ("harness.doctor", "check that everything the harness needs is in place"),
+    "init": ("harness.init_cmd", "write a starter harness.toml and SLO file in this folder"),
 }
 
 EXIT_PASS, EXIT_FAIL, EXIT_HARNESS_ERROR = 0, 1, 2
-
-
-class HarnessError(Exception):
-    """A problem with the harness's own input or environment (exit code 2), not a backend failure."""
 
 
 def build_parser(commands: dict[str, tuple[str, str]] = COMMANDS, load: str | None = None) -> argparse.ArgumentParser:
@@ -53,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         module = importlib.import_module(args._module)
         return int(module.main(args) or 0)
+    except BackendError as exc:  # the backend failed: a verdict, not a harness problem
+        print(f"harness: backend failure: {exc}", file=sys.stderr)
+        return EXIT_FAIL
     except HarnessError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return EXIT_HARNESS_ERROR

@@ -32,7 +32,6 @@ from harness.history import FaultWindow, History
 from harness.results import RunDir, ScenarioResult
 from harness.safety import require_loopback
 
-PROTOCOLS = ("reference", "deepgram")
 PROFILES = ("ci", "nightly")
 
 
@@ -73,10 +72,22 @@ class HarnessOptions:
     defects: tuple[str, ...]
     engine: str
     allow_remote: bool
+    capabilities: str | None = None
+    sut: str | None = None  # the relay suite: a command that starts the system under test
+    sut_url: str | None = None  # ... or the URL of one the user runs
+    vendor_port: int | None = None  # ... and where it expects the vendor (the suite listens there)
+    relay_config: str | None = None
 
     @property
     def nightly(self) -> bool:
         return self.profile == "nightly"
+
+    def capabilities_for(self, protocol: str | None = None) -> frozenset[str]:
+        """What the target can do when spoken to with ``protocol`` (default ``--protocol``): the
+        codec's capabilities, the embedded server's, then ``--capabilities`` modifiers."""
+        from harness.protocols.capabilities import target_capabilities
+
+        return target_capabilities(protocol or self.protocol, not self.target, self.capabilities)
 
 
 # --- options -------------------------------------------------------------------------------
@@ -86,7 +97,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="backend base URL (default: start the embedded reference server)")
     g.addoption("--api-key", default=os.environ.get("HARNESS_API_KEY") or os.environ.get("REFERENCE_API_KEY"),
                 help="API key for --target")
-    g.addoption("--protocol", default="reference", choices=PROTOCOLS, help="wire protocol of the target")
+    g.addoption("--protocol", default="reference",
+                help="wire protocol of the target: a codec name, module:Class or path/to/codec.py:Class")
+    g.addoption("--capabilities", default=None, metavar="+A,-B",
+                help="capabilities the target has beyond its codec's (+name) or lacks (-name)")
     g.addoption("--profile", default="ci", choices=PROFILES, help="ci (short) or nightly (long)")
     g.addoption("--slo", default=None, help="SLO file (TOML); default: the profile's")
     g.addoption("--run-dir", default=None, help="run directory to write (default: reports/<run-id>)")
@@ -95,6 +109,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--engine", default="pocketsphinx", choices=("pocketsphinx", "scripted"),
                 help="default engine of the embedded reference server")
     g.addoption("--allow-remote", action="store_true", help="allow a target that is not on loopback")
+    g.addoption("--sut", default=None, metavar="CMD",
+                help="relay suite: the command that starts the system under test ({port}, {deepgram_url}, "
+                     "{vendor_key}, {api_key}, {defects} … filled in); default: the example relay")
+    g.addoption("--sut-url", default=None, metavar="URL",
+                help="relay suite: a system under test you run yourself (with --vendor-port)")
+    g.addoption("--vendor-port", default=None, type=int, metavar="P",
+                help="relay suite with --sut-url: the loopback port it expects the vendor on")
+    g.addoption("--relay-config", default=None, metavar="FILE", help="relay suite: relay.toml to use")
 
 
 def options_from_config(config: pytest.Config) -> HarnessOptions:
@@ -108,15 +130,29 @@ def options_from_config(config: pytest.Config) -> HarnessOptions:
         defects=tuple(config.getoption("--defect")),
         engine=config.getoption("--engine"),
         allow_remote=config.getoption("--allow-remote"),
+        capabilities=config.getoption("--capabilities"),
+        sut=config.getoption("--sut", None),
+        sut_url=config.getoption("--sut-url", None),
+        vendor_port=config.getoption("--vendor-port", None),
+        relay_config=config.getoption("--relay-config", None),
     )
 
 
 CATCHES_MARKER = "catches(*defects): this scenario catches these planted defects (DEFECTS.md); the self-test runs it for them"
+NEEDS_MARKER = ("needs(*capabilities): what this scenario needs of the target (harness.protocols.capabilities); "
+                "left out at collection, with the reason printed, where the target lacks it")
+OTHER_MARKERS = ("slow: long-running (nightly profile)", "toxiproxy: needs the toxiproxy-server binary",
+                 "browser: needs Chromium")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", CATCHES_MARKER)
+    for line in (CATCHES_MARKER, NEEDS_MARKER, *OTHER_MARKERS):
+        config.addinivalue_line("markers", line)
     opts = options_from_config(config)
+    try:
+        opts.capabilities_for()  # a --protocol that cannot be loaded, or a bad --capabilities, stops here
+    except ValueError as exc:  # CodecError is a ValueError too
+        raise pytest.UsageError(str(exc)) from exc
     if opts.target and opts.defects:
         raise pytest.UsageError("--defect switches on a defect of the embedded reference server; it cannot apply to --target")
     if opts.target:
@@ -155,6 +191,57 @@ def _run_dir(config: pytest.Config) -> RunDir:
     return config._harness_run_dir  # type: ignore[attr-defined]
 
 
+def item_protocol(item: pytest.Item, opts: HarnessOptions) -> str:
+    """The protocol this item speaks: its ``protocol`` parameter (conformance variants), else ``--protocol``."""
+    callspec = getattr(item, "callspec", None)
+    return (callspec.params.get("protocol") if callspec else None) or opts.protocol
+
+
+def unmet_needs(item: pytest.Item, opts: HarnessOptions) -> list[str]:
+    """The capabilities ``item``'s ``needs`` markers ask for that its target lacks."""
+    from harness.protocols.capabilities import check_names, missing
+
+    needed: list[str] = []
+    for mark in item.iter_markers("needs"):
+        check_names(mark.args, f"{item.nodeid}: @pytest.mark.needs")
+        needed += [n for n in mark.args if n not in needed]
+    return missing(needed, opts.capabilities_for(item_protocol(item, opts))) if needed else []
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out every scenario whose ``needs`` the target does not meet, printing why."""
+    from harness.protocols.capabilities import explain
+
+    opts: HarnessOptions = config._harness_options  # type: ignore[attr-defined]
+    dropped: dict[pytest.Item, list[str]] = {}
+    for item in items:
+        try:
+            lacking = unmet_needs(item, opts)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from exc
+        if lacking:
+            dropped[item] = lacking
+    if not dropped:
+        return
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    left_out = config.__dict__.setdefault("_harness_left_out", [])  # read by harness.runner's progress
+    for item, lacking in dropped.items():
+        why = f"the target ({item_protocol(item, opts)}) lacks {explain(lacking)}"
+        left_out.append((item.nodeid, why))
+        line = f"left out: {item.nodeid}: {why}"
+        reporter.write_line(line) if reporter else print(line)
+    config.hook.pytest_deselected(items=list(dropped))
+    items[:] = [i for i in items if i not in dropped]
+
+
+@pytest.fixture
+def capabilities(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> frozenset[str]:
+    """What the target can do as this scenario speaks to it (its ``protocol`` parameter or ``--protocol``)."""
+    opts: HarnessOptions = pytestconfig._harness_options  # type: ignore[attr-defined]
+    return opts.capabilities_for(item_protocol(request.node, opts))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
@@ -189,9 +276,11 @@ def target(pytestconfig: pytest.Config) -> Any:
             raise pytest.UsageError("--target needs --api-key (or HARNESS_API_KEY)")
         yield Target(http_url=opts.target.rstrip("/"), api_key=opts.api_key, protocol=opts.protocol)
         return
+    from harness.relay import split_defects
     from harness.services import ReferenceServer
 
-    server = ReferenceServer(engine=opts.engine, defects=opts.defects, test_hooks=True)
+    # relay defects belong to the system under test of the relay suite, not to this server
+    server = ReferenceServer(engine=opts.engine, defects=split_defects(opts.defects)[0], test_hooks=True)
     server.start()
     try:
         yield Target(http_url=server.url, api_key=server.api_key, protocol=opts.protocol,
@@ -259,6 +348,13 @@ class ScenarioRecorder:
     def check(self, verdict: Verdict) -> Verdict:
         self.verdicts.append(verdict)
         return verdict
+
+    def run_check(self, check: Any, *args: Any, **kwargs: Any) -> Verdict:
+        """Run ``check(*args, **kwargs)`` and record its verdict; a check that raises is recorded as
+        one ``unknown`` verdict naming it and the exception, and the scenario goes on to the next."""
+        from harness.checks.verdict import safe_check
+
+        return self.check(safe_check(check, *args, **kwargs))
 
     def fault(self, window: FaultWindow) -> FaultWindow:
         self.faults.append(window)

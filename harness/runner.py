@@ -23,23 +23,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from harness.cli import EXIT_FAIL, EXIT_HARNESS_ERROR, EXIT_PASS, HarnessError
 
-PROTOCOLS = ("reference", "deepgram")
 PROFILES = ("ci", "nightly")
 ENGINES = ("pocketsphinx", "scripted")
 # Default suites per profile; a suite is only run by default when its folder has tests.
 PROFILE_SUITES: dict[str, tuple[str, ...]] = {
-    "ci": ("conformance", "chaos", "browser", "property"),
-    "nightly": ("conformance", "chaos", "browser", "property", "load", "bench"),
+    "ci": ("conformance", "chaos", "browser", "property", "relay"),
+    "nightly": ("conformance", "chaos", "browser", "property", "relay", "load", "bench"),
 }
 SELFTEST = "selftest"  # not a folder of scenarios: harness.selftest drives the other suites
 PROGRESS_ENV = "HARNESS_PROGRESS_FILE"
 SCENARIOS_ENV = "HARNESS_SCENARIOS_DIR"
 # pytest exit codes (pytest.ExitCode) and what they mean for a run
 PYTEST_OK, PYTEST_TESTS_FAILED, PYTEST_NO_TESTS = 0, 1, 5
-# Setup errors with these in their text mean the harness could not run, not that the backend failed.
-HARNESS_ERROR_MARKERS = ("ServiceError", "UsageError", "RemoteTargetError")
 
 
 # === the pytest side: a tiny progress plugin ===============================================
@@ -52,11 +51,28 @@ def _progress_write(entry: dict[str, Any]) -> None:
 
 
 def pytest_collection_finish(session: Any) -> None:
-    _progress_write({"kind": "collected", "count": len(session.items)})
+    # scenarios the harness plugin left out because the target lacks what they need (with why)
+    left_out = getattr(session.config, "_harness_left_out", [])
+    _progress_write({"kind": "collected", "count": len(session.items), "left_out": len(left_out),
+                     "left_out_reasons": [why for _, why in left_out][:50]})
 
 
 def pytest_runtest_logstart(nodeid: str, location: Any) -> None:
     _progress_write({"kind": "start", "nodeid": nodeid})
+
+
+HARNESS_ERROR_PROPERTY = "harness_error"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own makes the report from item.user_properties
+def pytest_runtest_makereport(item: Any, call: Any) -> None:
+    """Mark a phase that raised a harness-side error (harness.errors.is_harness_side, or pytest's
+    UsageError): the parent reads the class from here, never from the report's text."""
+    from harness.errors import is_harness_side
+
+    exc = call.excinfo.value if call.excinfo is not None else None
+    if exc is not None and (is_harness_side(exc) or isinstance(exc, pytest.UsageError)):
+        item.user_properties.append((HARNESS_ERROR_PROPERTY, f"{type(exc).__name__}: {exc}"[:800]))
 
 
 def pytest_runtest_logreport(report: Any) -> None:
@@ -65,6 +81,9 @@ def pytest_runtest_logreport(report: Any) -> None:
         entry = {"kind": "phase", "nodeid": report.nodeid, "when": report.when, "outcome": report.outcome}
         if failed and report.when != "call":
             entry["text"] = str(report.longrepr)[-4000:]
+        marked = [v for k, v in getattr(report, "user_properties", []) if k == HARNESS_ERROR_PROPERTY]
+        if failed and marked:
+            entry["harness_error"] = marked[-1]
         _progress_write(entry)
 
 
@@ -74,12 +93,14 @@ def pytest_runtest_logfinish(nodeid: str, location: Any) -> None:
 
 # === the parent side ==========================================================================
 def default_scenarios_root() -> Path:
-    """``$HARNESS_SCENARIOS_DIR``, else the checkout's ``scenarios/``, else ``./scenarios``."""
+    """``$HARNESS_SCENARIOS_DIR``, else the suites shipped with the harness (the checkout's
+    ``scenarios/``, or the installed ``harness_scenarios`` package)."""
     env = os.environ.get(SCENARIOS_ENV)
     if env:
         return Path(env)
-    checkout = Path(__file__).resolve().parent.parent / "scenarios"
-    return checkout if checkout.is_dir() else Path("scenarios")
+    from harness.paths import shipped_scenarios
+
+    return shipped_scenarios()
 
 
 def suite_has_tests(folder: Path) -> bool:
@@ -124,6 +145,9 @@ class SuiteOutcome:
     failed: int = 0
     skipped: int = 0
     errors: list[str] = field(default_factory=list)  # setup/teardown error texts
+    harness_errors: list[str] = field(default_factory=list)  # "Class: message" of harness-side errors
+    left_out: int = 0  # scenarios not run because the target lacks what they need
+    left_out_reasons: list[str] = field(default_factory=list)
     exit_code: int | None = None
     log: str = ""
     duration_s: float = 0.0
@@ -133,12 +157,16 @@ class SuiteOutcome:
         kind = entry.get("kind")
         if kind == "collected":
             self.total = int(entry["count"])
+            self.left_out = int(entry.get("left_out", 0))
+            self.left_out_reasons = list(entry.get("left_out_reasons", []))
         elif kind == "start":
             self.current = entry["nodeid"]
         elif kind == "phase":
             node = entry["nodeid"]
             if entry["outcome"] == "failed":
                 self._outcomes[node] = "failed"
+                if entry.get("harness_error"):
+                    self.harness_errors.append(entry["harness_error"])
                 if entry["when"] != "call" and entry.get("text"):
                     self.errors.append(entry["text"])
             elif entry["outcome"] == "skipped":
@@ -157,34 +185,25 @@ class SuiteOutcome:
         """Why this suite could not judge the backend, or None."""
         if self.exit_code is None:
             return "did not finish"
-        if self.exit_code == PYTEST_NO_TESTS:
+        if self.exit_code == PYTEST_NO_TESTS and not self.none_applicable:
             return "no tests collected"
-        if self.exit_code not in (PYTEST_OK, PYTEST_TESTS_FAILED):
+        if self.exit_code not in (PYTEST_OK, PYTEST_TESTS_FAILED) and not self.none_applicable:
             return f"pytest exited with code {self.exit_code} (usage error, interrupted or internal error)"
-        for text in self.errors:
-            if any(m in text for m in HARNESS_ERROR_MARKERS):
-                # pytest's "E   ServiceError: ..." lines carry the message (the first one and the
-                # lines that continue it, e.g. the server's own output); the location line does not
-                lines = text.splitlines()
-                start = next((i for i, ln in enumerate(lines) if ln.startswith("E ")
-                              and any(m in ln for m in HARNESS_ERROR_MARKERS)), None)
-                if start is None:
-                    marked = [ln.strip() for ln in lines if any(m in ln for m in HARNESS_ERROR_MARKERS)]
-                    return (marked or lines[-1:] or [text])[0][:500]
-                block = []
-                for ln in lines[start:start + 60]:
-                    if not ln.startswith("E "):
-                        break
-                    if ln[1:].strip():
-                        block.append(ln[1:].strip())
-                # the exception's own line, then any line of the output that says what the error was
-                said = [ln for ln in block[1:] if "error" in ln.lower()]
-                return " ".join(block[:1] + (said[-1:] if said else block[1:3]))[:800]
+        if self.harness_errors:  # by class (harness.errors), as the pytest side marked them
+            return self.harness_errors[0]
         return None
+
+    @property
+    def none_applicable(self) -> bool:
+        """Every scenario of the suite was left out (the target lacks what they need): nothing to
+        judge, which is neither a pass nor a harness error."""
+        return self.exit_code == PYTEST_NO_TESTS and not self.total and self.left_out > 0
 
     def status_word(self) -> str:
         if self.harness_error:
             return "error"
+        if self.none_applicable:
+            return "n/a"
         return "pass" if self.exit_code == PYTEST_OK else "fail"
 
 
@@ -201,9 +220,16 @@ class PytestOptions:
     engine: str = "pocketsphinx"
     allow_remote: bool = False
     keyword: str | None = None
+    capabilities: str | None = None
+    sut: str | None = None  # relay suite: the system under test's command, or
+    sut_url: str | None = None  # the URL of one the user runs, with
+    vendor_port: int | None = None  # the port it expects the vendor on
+    relay_config: str | None = None
 
     def args(self) -> list[str]:
         out = ["--protocol", self.protocol, "--profile", self.profile, "--engine", self.engine]
+        if self.capabilities:
+            out.append(f"--capabilities={self.capabilities}")
         if self.target:
             out += ["--target", self.target]
         if self.api_key:
@@ -216,13 +242,21 @@ class PytestOptions:
             out.append("--allow-remote")
         if self.keyword:
             out += ["-k", self.keyword]
+        for flag, value in (("--sut", self.sut), ("--sut-url", self.sut_url), ("--vendor-port", self.vendor_port),
+                            ("--relay-config", self.relay_config)):
+            if value is not None:
+                out += [flag, str(value)]
         return out
 
 
 def build_pytest_command(paths: Sequence[Path | str], run_dir: Path, options: PytestOptions,
                    extra: Sequence[str] = ()) -> list[str]:
+    # The ini options the suites need are given here too, so that suites installed from the wheel
+    # (no pyproject.toml above them) run exactly as they do in the checkout.
     return [sys.executable, "-m", "pytest", *map(str, paths), "--run-dir", str(run_dir),
-            "-p", "harness.runner", "-p", "no:cacheprovider", "-q", "-rfE", *options.args(), *extra]
+            "-p", "harness.runner", "-p", "no:cacheprovider", "-q", "-rfE",
+            "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function",
+            *options.args(), *extra]
 
 
 def run_pytest(name: str, paths: Sequence[Path | str], run_dir: Path, options: PytestOptions, *,
@@ -258,7 +292,7 @@ def run_pytest(name: str, paths: Sequence[Path | str], run_dir: Path, options: P
                 if time.monotonic() - started > timeout_s:
                     proc.kill()
                     proc.wait()
-                    outcome.errors.append(f"UsageError: suite {name} did not finish within {timeout_s:.0f} s")
+                    outcome.harness_errors.append(f"suite {name} did not finish within {timeout_s:.0f} s")
                     break
                 time.sleep(0.2)
         except BaseException:
@@ -349,23 +383,32 @@ def evaluate_slos(run_path: Path, slo_file: str | None, profile: str) -> tuple[l
     return lines, str(path) if path else None
 
 
-def render_report(run_path: Path, slo_file: str | None = None) -> Path:
-    """report.html, summary.json and junit.xml in the run directory."""
+def render_report(run_path: Path, slo_file: str | None = None, history: str | None = None,
+                  history_last: int | None = None) -> Path:
+    """report.html, summary.json and junit.xml in the run directory (with the trend over the
+    earlier runs in ``history`` when given)."""
     from harness.report import render_run
+    from harness.report.trend import DEFAULT_LAST
 
     try:
-        return Path(render_run(run_path, slo_file=slo_file))
+        return Path(render_run(run_path, slo_file=slo_file, history=history, history_last=history_last or DEFAULT_LAST))
     except (ValueError, OSError) as exc:
         raise HarnessError(f"the report could not be rendered: {exc}") from exc
 
 
 # === the command ===============================================================================
 def configure_parser(p: argparse.ArgumentParser) -> None:
+    # Defaults are None where harness.toml may give the value: a flag wins over the file, the
+    # file over the built-in default (apply_project_config).
     p.add_argument("--target", help="backend base URL (default: start the embedded reference server)")
     p.add_argument("--api-key", help="API key for --target (default: $HARNESS_API_KEY)")
-    p.add_argument("--protocol", default="reference", choices=PROTOCOLS, help="wire protocol of the target")
+    p.add_argument("--protocol", default=None,
+                   help="wire protocol of the target: a built-in codec, an installed codec plugin, "
+                        "module:Class or path/to/codec.py:Class (default: reference)")
+    p.add_argument("--capabilities", default=None, metavar="+A,-B",
+                   help="capabilities the target has beyond its codec's (+name) or lacks (-name)")
     p.add_argument("--suite", help="comma-separated suites (default: the profile's suites that have tests)")
-    p.add_argument("--profile", default="ci", choices=PROFILES, help="ci (short, default) or nightly (long)")
+    p.add_argument("--profile", default=None, choices=PROFILES, help="ci (short, default) or nightly (long)")
     p.add_argument("--slo", help="SLO file (TOML; default: the profile's)")
     p.add_argument("--out", help="run directory to write (default: reports/<run-id>)")
     p.add_argument("--defect", action="append", default=[], metavar="NAME",
@@ -374,11 +417,67 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="default engine of the embedded reference server")
     p.add_argument("--allow-remote", action="store_true", help="allow a target that is not on loopback")
     p.add_argument("-k", dest="keyword", metavar="EXPR", help="only scenarios matching this pytest -k expression")
+    g = p.add_argument_group("relay suite", "the system under test sits between the harness's client and the "
+                             "vendor stand-in (see README, 'Testing a relay')")
+    g.add_argument("--sut", metavar="CMD",
+                   help="command that starts the system under test; placeholders {port}, {deepgram_url}, "
+                        "{openai_url}, {assemblyai_url}, {speechmatics_url}, {vendor_key}, {api_key}, {defects} "
+                        "(default: the example relay in examples/relay)")
+    g.add_argument("--sut-url", metavar="URL", help="a system under test you run yourself (needs --vendor-port)")
+    g.add_argument("--vendor-port", type=int, metavar="P",
+                   help="with --sut-url: the loopback port your service expects the vendor on")
+    g.add_argument("--relay-config", metavar="FILE", help="relay.toml: vendor, session correlation, bounds")
+    p.add_argument("--history", metavar="DIR",
+                   help="folder of earlier run directories: the report shows each SLO's trend over them, "
+                        "what flipped since the previous run and each suite's time")
+    p.add_argument("--history-last", type=int, default=None, metavar="N",
+                   help="how many earlier runs of --history to show (default 10)")
     p.add_argument("--scenarios", default=None, metavar="DIR",
-                   help=f"root of the scenario suites (default: ${SCENARIOS_ENV} or the checkout's scenarios/)")
+                   help=f"root of the scenario suites (default: ${SCENARIOS_ENV} or the shipped suites)")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="settings file (default: ./harness.toml when there is one; see harness init)")
+
+
+def apply_project_config(args: argparse.Namespace, env: dict[str, str] | None = None) -> dict[str, str]:
+    """Fill every option the command line left unset from harness.toml (``--config`` or the one in
+    the current directory), then the built-in defaults. Returns environment variables the suites
+    need from the file (the browser client config)."""
+    from harness import project_config
+
+    env = os.environ if env is None else env
+    cfg = project_config.load(args.config) if args.config else project_config.find()
+    extra_env: dict[str, str] = {}
+    if cfg is not None:
+        args.target = args.target or cfg.get("target", "url")
+        args.protocol = args.protocol or cfg.get("target", "protocol")
+        caps = cfg.get("target", "capabilities")
+        if args.capabilities is None and caps:
+            args.capabilities = ",".join(str(c) for c in caps)
+        key_env = cfg.get("target", "api_key_env")
+        if not args.api_key and key_env:
+            if not env.get(key_env):
+                raise HarnessError(f"{cfg.path}: target.api_key_env names ${key_env}, which is not set")
+            args.api_key = env[key_env]
+        args.profile = args.profile or cfg.get("run", "profile")
+        args.suite = args.suite or cfg.get("run", "suites")
+        args.slo = args.slo or cfg.get("run", "slo")
+        args.out = args.out or cfg.get("run", "out")
+        args.allow_remote = args.allow_remote or bool(cfg.get("run", "allow_remote"))
+        client = cfg.get("browser", "client")
+        if client and "HARNESS_BROWSER_CLIENT" not in env:
+            extra_env["HARNESS_BROWSER_CLIENT"] = client
+    args.protocol = args.protocol or "reference"
+    args.profile = args.profile or "ci"
+    return extra_env
 
 
 def _validate(args: argparse.Namespace) -> None:
+    from harness.protocols.capabilities import target_capabilities
+
+    try:  # a codec that cannot be loaded, or a bad --capabilities, stops the run before anything runs
+        args._capability_set = target_capabilities(args.protocol, not args.target, args.capabilities)
+    except ValueError as exc:
+        raise HarnessError(str(exc)) from exc
     if args.target:
         from harness.safety import require_loopback
 
@@ -390,8 +489,30 @@ def _validate(args: argparse.Namespace) -> None:
             raise HarnessError("--defect switches on a defect of the embedded reference server; it cannot apply to --target")
         if not (args.api_key or os.environ.get("HARNESS_API_KEY")):
             raise HarnessError("--target needs --api-key (or HARNESS_API_KEY)")
+    if getattr(args, "sut", None) and getattr(args, "sut_url", None):
+        raise HarnessError("give --sut (a command the harness starts) or --sut-url (a service you run), not both")
+    if getattr(args, "sut_url", None):
+        from harness.safety import require_loopback
+
+        if not getattr(args, "vendor_port", None):
+            raise HarnessError("--sut-url needs --vendor-port: the loopback port your service expects the vendor on")
+        try:
+            require_loopback(args.sut_url, args.allow_remote)
+        except ValueError as exc:
+            raise HarnessError(str(exc)) from exc
+    if getattr(args, "relay_config", None):
+        from harness.relay.config import RelayConfig
+
+        try:
+            RelayConfig.load(args.relay_config)  # a bad relay.toml stops the run before anything starts
+        except ValueError as exc:
+            raise HarnessError(str(exc)) from exc
     if args.slo and not Path(args.slo).is_file():
         raise HarnessError(f"SLO file {args.slo} does not exist")
+    if getattr(args, "history", None) and not Path(args.history).is_dir():
+        raise HarnessError(f"--history {args.history} is not a directory (a folder of earlier run directories)")
+    if getattr(args, "history_last", None) is not None and args.history_last < 1:
+        raise HarnessError(f"--history-last must be at least 1, not {args.history_last}")
     if args.slo:
         from harness import slo as slo_mod
 
@@ -404,6 +525,7 @@ def _validate(args: argparse.Namespace) -> None:
 def main(args: argparse.Namespace) -> int:
     from harness.results import RunDir
 
+    suite_env = apply_project_config(args)
     _validate(args)
     root = Path(args.scenarios) if args.scenarios else default_scenarios_root()
     suites = resolve_suites(args.suite, args.profile, root)
@@ -415,8 +537,13 @@ def main(args: argparse.Namespace) -> int:
     run = RunDir.create(args.out)
     options = PytestOptions(target=args.target, api_key=args.api_key, protocol=args.protocol,
                             profile=args.profile, slo=slo_file, defects=tuple(args.defect), engine=args.engine,
-                            allow_remote=args.allow_remote, keyword=args.keyword)
+                            allow_remote=args.allow_remote, keyword=args.keyword,
+                            capabilities=args.capabilities,
+                            sut=getattr(args, "sut", None), sut_url=getattr(args, "sut_url", None),
+                            vendor_port=getattr(args, "vendor_port", None),
+                            relay_config=getattr(args, "relay_config", None))
     run.write_run_info({"suites": suites, "profile": args.profile, "slo_file": slo_file,
+                        "capabilities": sorted(args._capability_set),
                         "command": "harness run " + " ".join(_argv_of(args))})
     outcomes: list[SuiteOutcome] = []
     selftest_summary = None
@@ -426,8 +553,10 @@ def main(args: argparse.Namespace) -> int:
         for name in pytest_suites:
             outcome = run_pytest(name, [root / name], run.path, options,
                                  log_path=run.path / "artifacts" / "logs" / f"pytest-{name}.log",
-                                 on_progress=progress.update)
+                                 on_progress=progress.update, env=suite_env)
             outcomes.append(outcome)
+            # each suite's wall time, for the trend of later runs (harness.report.trend)
+            run.write_run_info({"suite_durations": {o.name: round(o.duration_s, 1) for o in outcomes}})
     if SELFTEST in suites:
         from harness import selftest
 
@@ -435,11 +564,22 @@ def main(args: argparse.Namespace) -> int:
     # SLOs judge the samples of this run's scenarios; a self-test alone has none of its own
     # (each defect's run is judged by whether it failed, in its own directory).
     slo_lines, slo_path = evaluate_slos(run.path, slo_file, args.profile) if outcomes else ([], None)
-    report_path = render_report(run.path, slo_file)
+    slo_left_out = slos_left_out(slo_path, args._capability_set)
+    report_path = render_report(run.path, slo_file, getattr(args, "history", None), getattr(args, "history_last", None))
     run.point_latest()
     code = exit_code(run, outcomes, slo_lines, selftest_summary)
-    print_summary(run, outcomes, slo_lines, slo_path, report_path, selftest_summary, code)
+    print_summary(run, outcomes, slo_lines, slo_path, report_path, selftest_summary, code, slo_left_out=slo_left_out)
     return code
+
+
+def slos_left_out(slo_path: str | None, capabilities: frozenset[str]) -> list[str]:
+    """"session_create_ms p(95)<2000 (needs session_api)" for each SLO the target cannot be judged by."""
+    if not slo_path:
+        return []
+    from harness import slo as slo_mod
+
+    return [f"{t.name} (needs {', '.join(lacking)})"
+            for t, lacking in slo_mod.not_applicable(slo_mod.load(slo_path), capabilities)]
 
 
 def _slo_file(args: argparse.Namespace, suites: Sequence[str], root: Path) -> str | None:
@@ -462,10 +602,11 @@ def _slo_file(args: argparse.Namespace, suites: Sequence[str], root: Path) -> st
 
 def _argv_of(args: argparse.Namespace) -> list[str]:
     out = []
-    for key in ("target", "protocol", "suite", "profile", "slo", "out", "engine", "keyword"):
+    for key in ("target", "protocol", "suite", "profile", "slo", "out", "engine", "keyword", "sut", "sut_url",
+                "vendor_port", "relay_config"):
         value = getattr(args, key, None)
         if value:
-            out += [f"--{key}" if key != "keyword" else "-k", str(value)]
+            out += [f"--{key.replace('_', '-')}" if key != "keyword" else "-k", str(value)]
     for d in args.defect:
         out += ["--defect", d]
     return out
@@ -494,16 +635,30 @@ def exit_code(run: Any, outcomes: Sequence[SuiteOutcome], slo_lines: Sequence[Sl
     if selftest_summary is not None and (selftest_summary.harness_error
                                          or any(r.harness_error for r in selftest_summary.results)):
         return EXIT_HARNESS_ERROR  # a defect's run could not start: nothing was learned about it
-    failed = any(o.exit_code != PYTEST_OK for o in outcomes)
+    failed = any(o.exit_code != PYTEST_OK and not o.none_applicable for o in outcomes)
     failed = failed or any(line.status != "pass" for line in slo_lines)
     failed = failed or bool(failing_scenarios(run))
     failed = failed or (selftest_summary is not None and not selftest_summary.passed)
     return EXIT_FAIL if failed else EXIT_PASS
 
 
+def _lacking_summary(outcomes: Sequence[SuiteOutcome]) -> list[str]:
+    """One line per missing capability: how many scenarios of which suites it left out."""
+    import re
+    from collections import Counter
+
+    counts: dict[str, Counter[str]] = {}
+    for o in outcomes:
+        for reason in o.left_out_reasons:
+            for cap in re.findall(r"(?:^|; )([a-z_0-9]+) \(", reason.split(" lacks ", 1)[-1]):
+                counts.setdefault(cap, Counter())[o.name] += 1
+    return [f"{cap}: " + ", ".join(f"{n} {suite}" for suite, n in by_suite.items())
+            for cap, by_suite in sorted(counts.items())]
+
+
 def print_summary(run: Any, outcomes: Sequence[SuiteOutcome], slo_lines: Sequence[SloLine],
                   slo_path: str | None, report_path: Path | None, selftest_summary: Any, code: int,
-                  stream=None) -> None:
+                  stream=None, slo_left_out: Sequence[str] = ()) -> None:
     out = stream or sys.stdout
     w = lambda text="": print(text, file=out)  # noqa: E731
     verdict = {EXIT_PASS: "PASS", EXIT_FAIL: "FAIL", EXIT_HARNESS_ERROR: "HARNESS ERROR"}[code]
@@ -517,12 +672,20 @@ def print_summary(run: Any, outcomes: Sequence[SuiteOutcome], slo_lines: Sequenc
             w(f"  {line.status.upper():8} {line.name}" + (f"  {line.detail}" if line.detail else ""))
     elif outcomes:
         w("SLOs: none evaluated")
+    if slo_left_out and code != EXIT_HARNESS_ERROR:
+        w("SLOs not applicable to this target: " + "; ".join(slo_left_out))
     if outcomes:
         w("Suites:")
         for o in outcomes:
             extra = f"  HARNESS ERROR: {o.harness_error}" if o.harness_error else ""
+            left = f", {o.left_out} left out" if o.left_out else ""
             w(f"  {o.status_word().upper():8} {o.name}: {o.passed} passed, {o.failed} failed, "
-              f"{o.skipped} skipped in {o.duration_s:.0f} s (log {run.relative(o.log)}){extra}")
+              f"{o.skipped} skipped{left} in {o.duration_s:.0f} s (log {run.relative(o.log)}){extra}")
+        lacking = _lacking_summary(outcomes)
+        if lacking:
+            w("Left out (the target lacks what they need; each one's reason is in its suite's log):")
+            for line in lacking:
+                w(f"  {line}")
     if selftest_summary is not None:
         for line in selftest_summary.lines():
             w(line)

@@ -6,8 +6,10 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
+from harness.errors import UsageError
 
-class RemoteTargetError(ValueError):
+
+class RemoteTargetError(UsageError, ValueError):
     """A load or chaos target that is not on this machine, and --allow-remote was not given."""
 
 

@@ -24,11 +24,9 @@ from pathlib import Path
 
 import httpx
 
+from harness.errors import ServiceError  # noqa: F401 - defined in harness.errors, importable from here
+
 READY_LINE = re.compile(r"reference-server listening on (http://\S+) api_key=(\S+)")
-
-
-class ServiceError(RuntimeError):
-    """A service could not be started or did not answer; the message says which and why."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -45,6 +45,8 @@ from typing import Any
 
 from harness.checks.metrics import METRICS
 from harness.checks.verdict import Status
+from harness.errors import UsageError
+from harness.protocols.capabilities import check_names
 
 SLO_DIR = Path(__file__).resolve().parent / "slo"
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne}
@@ -52,11 +54,11 @@ _EXPR = re.compile(
     r"^\s*(?P<agg>p\(\s*(?P<q>[0-9]+(?:\.[0-9]+)?)\s*\)|avg|med|min|max|rate|count|sum)"
     r"\s*(?P<op><=|>=|==|!=|<|>)\s*(?P<value>[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)\s*$"
 )
-_TABLE_KEYS = {"thresholds", "min_samples", "description", "custom"}
+_TABLE_KEYS = {"thresholds", "min_samples", "description", "custom", "needs"}
 _TOP_KEYS = {"description", "slo"}
 
 
-class SLOFileError(ValueError):
+class SLOFileError(UsageError, ValueError):
     """A bad SLO file or expression; the message names the file, the metric and what is wrong."""
 
 
@@ -72,6 +74,7 @@ class Threshold:
     target: float
     min_samples: int = 1
     description: str = ""
+    needs: tuple[str, ...] = ()  # capabilities of the target without which no scenario measures it
 
     @property
     def name(self) -> str:
@@ -137,10 +140,17 @@ def loads(text: str, source: str = "<string>") -> SLOSet:
         min_samples = table.get("min_samples", 1)
         if not isinstance(min_samples, int) or isinstance(min_samples, bool) or min_samples < 0:
             raise SLOFileError(f"{source}: metric {metric!r}: min_samples must be a non-negative integer, not {min_samples!r}")
+        needs = table.get("needs", [])
+        if not isinstance(needs, list) or not all(isinstance(n, str) for n in needs):
+            raise SLOFileError(f"{source}: metric {metric!r}: needs must be a list of capability names, not {needs!r}")
+        try:
+            check_names(needs, f"{source}: metric {metric!r}: needs")
+        except ValueError as exc:
+            raise SLOFileError(str(exc)) from None
         for expr in exprs:
             agg, q, op, target = parse_expression(expr, metric, source)
             thresholds.append(Threshold(metric, expr.replace(" ", ""), agg, q, op, target, min_samples,
-                                        str(table.get("description", ""))))
+                                        str(table.get("description", "")), tuple(needs)))
     return SLOSet(source, thresholds, str(data.get("description", "")))
 
 
@@ -307,5 +317,29 @@ def evaluate_run(run_path: Path | str, slo_file: Path | str | None = None, profi
     from harness.results import RunDir
 
     path = resolve_slo_file(run_path, slo_file, profile)
-    slos = load(path)
+    slos = applicable(load(path), run_capabilities(run_path))
     return evaluate(slos, collect_samples(RunDir(run_path).records())), path
+
+
+def run_capabilities(run_path: Path | str) -> frozenset[str] | None:
+    """The target's capabilities that run.json records (None for a run that did not record them)."""
+    info_path = Path(run_path) / "run.json"
+    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    caps = info.get("capabilities")
+    return frozenset(caps) if isinstance(caps, list) else None
+
+
+def applicable(slos: SLOSet, capabilities: frozenset[str] | None) -> SLOSet:
+    """The SLOs a target with ``capabilities`` can be judged by: one whose ``needs`` it lacks is
+    measured by no scenario that runs there (a protocol without a session step has no
+    session-creation time), so it is left out rather than left ``unknown`` forever."""
+    if capabilities is None:
+        return slos
+    return SLOSet(slos.path, [t for t in slos.thresholds if set(t.needs) <= capabilities], slos.description)
+
+
+def not_applicable(slos: SLOSet, capabilities: frozenset[str] | None) -> list[tuple[Threshold, list[str]]]:
+    """(threshold, the capabilities it lacks) of every SLO :func:`applicable` leaves out."""
+    if capabilities is None:
+        return []
+    return [(t, [n for n in t.needs if n not in capabilities]) for t in slos.thresholds if not set(t.needs) <= capabilities]

@@ -59,6 +59,20 @@ def test_needs_server(server, scenario):
 '''
 
 
+BACKEND_TIMEOUT = '''
+import pytest
+from harness.errors import ScenarioTimeout
+
+@pytest.fixture
+def acked():
+    # what a scenario raises when the backend stops acking: a backend failure, even in a fixture
+    raise ScenarioTimeout("no ack past offset 3200 of 67200 within 10 s")
+
+def test_needs_acks(acked, scenario):
+    scenario.verify()
+'''
+
+
 SLO = '''
 description = "test gate"
 [slo.session_create_ms]
@@ -76,7 +90,8 @@ def slo_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def scenarios(tmp_path: Path, slo_file: Path) -> Path:
     root = tmp_path / "scenarios"
-    for suite, body in {"good": PASSING, "bad": FAILING, "vague": UNKNOWN, "down": SERVER_DOWN}.items():
+    for suite, body in {"good": PASSING, "bad": FAILING, "vague": UNKNOWN, "down": SERVER_DOWN,
+                        "stuck": BACKEND_TIMEOUT}.items():
         (root / suite).mkdir(parents=True)
         (root / suite / f"test_{suite}.py").write_text(textwrap.dedent(body))
     (root / "empty").mkdir()
@@ -94,7 +109,7 @@ def test_unknown_suite_is_named_with_the_known_ones(scenarios, tmp_path, capsys)
     assert run(scenarios, tmp_path / "out", "--suite", "good,nosuch") == 2
     err = capsys.readouterr().err
     assert "'nosuch'" in err
-    assert "known suites: bad, down, empty, good, vague, selftest" in err
+    assert "known suites: bad, down, empty, good, stuck, vague, selftest" in err
     assert not (tmp_path / "out").exists()  # nothing ran, nothing written
 
 
@@ -192,6 +207,13 @@ def test_a_server_that_does_not_start_is_a_harness_error(scenarios, tmp_path, ca
     assert "reference server exited with code 1" in text
 
 
+def test_a_backend_timeout_is_a_failure_not_a_harness_error(scenarios, tmp_path, capsys):
+    # told apart by class (harness.errors.BackendError), whatever the text says
+    assert run(scenarios, tmp_path / "out", "--suite", "stuck") == 1
+    text = capsys.readouterr().out
+    assert "== FAIL ==" in text and "HARNESS ERROR" not in text
+
+
 def test_no_tests_collected_is_a_harness_error(scenarios, tmp_path, capsys):
     assert run(scenarios, tmp_path / "out", "--suite", "empty") == 2
     assert "no tests collected" in capsys.readouterr().out
@@ -227,7 +249,21 @@ def test_progress_entries_count_tests_and_track_the_current_one():
     o.exit_code = 1
     assert o.harness_error is None and o.status_word() == "fail"
     o.errors.append("E   harness.services.ServiceError: reference server not ready after 60 s")
-    assert "not ready after 60 s" in o.harness_error
+    assert o.harness_error is None  # the text of a report is never read for the class
+    o.feed({"kind": "phase", "nodeid": "t::d", "when": "setup", "outcome": "failed", "text": "...",
+            "harness_error": "ServiceError: reference server not ready after 60 s"})
+    assert o.harness_error == "ServiceError: reference server not ready after 60 s"
+
+
+def test_a_suite_whose_every_scenario_was_left_out_is_not_applicable_not_an_error():
+    o = runner.SuiteOutcome(name="chaos")
+    o.feed({"kind": "collected", "count": 0, "left_out": 24, "left_out_reasons": ["the target (deepgram) lacks "
+            "offsets (audio frames carry byte offsets ...); replay (a reconnect replays ...)"]})
+    o.exit_code = runner.PYTEST_NO_TESTS
+    assert o.harness_error is None and o.status_word() == "n/a"
+    assert runner._lacking_summary([o]) == ["offsets: 1 chaos", "replay: 1 chaos"]
+    empty = runner.SuiteOutcome(name="empty", exit_code=runner.PYTEST_NO_TESTS, total=0)
+    assert empty.harness_error == "no tests collected"  # nothing left out: a real harness error
 
 
 def test_summary_puts_slo_verdicts_first(tmp_path):
@@ -267,3 +303,28 @@ def test_a_suite_run_alone_is_judged_by_its_own_slo_file(tmp_path):
     assert _slo_file(args, ["chaos"], tmp_path).endswith("ci.toml")  # no file of its own
     args.slo = str(tmp_path / "mine.toml")
     assert _slo_file(args, ["property"], tmp_path) == str((tmp_path / "mine.toml").resolve())
+
+
+# --- the trend (--history) ---------------------------------------------------------------------
+def test_history_records_suite_times_and_the_second_run_shows_the_first(scenarios, tmp_path, capsys):
+    history = tmp_path / "nightly"
+    history.mkdir()
+    assert run(scenarios, history / "run-a", "--suite", "good", "--history", str(history)) == 0
+    first = json.loads((history / "run-a" / "summary.json").read_text())
+    assert first["trend"]["since_previous"] is None  # nothing earlier yet
+    times = json.loads((history / "run-a" / "run.json").read_text())["suite_durations"]
+    assert set(times) == {"good"} and times["good"] > 0
+    assert run(scenarios, history / "run-b", "--suite", "good,bad", "--history", str(history)) == 1
+    trend = json.loads((history / "run-b" / "summary.json").read_text())["trend"]
+    assert [r["name"] for r in trend["runs"]] == ["run-a", "run-b"]
+    assert trend["since_previous"]["previous"] == "run-a"
+    assert sorted(n["scenario"] for n in trend["since_previous"]["new"]) == ["bad/test_bad::test_fine", "bad/test_bad::test_lost"]
+    rows = {r["suite"]: r["seconds"] for r in trend["suite_durations"]["rows"]}
+    assert rows["good"][0] == times["good"] and rows["bad"][0] is None
+
+
+def test_history_that_is_not_a_directory_stops_the_run(scenarios, tmp_path, capsys):
+    assert run(scenarios, tmp_path / "out", "--suite", "good", "--history", str(tmp_path / "nope")) == 2
+    assert "--history" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    assert run(scenarios, tmp_path / "out", "--suite", "good", "--history", str(tmp_path), "--history-last", "0") == 2
+    assert "at least 1" in capsys.readouterr().err

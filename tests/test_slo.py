@@ -1,6 +1,7 @@
 """SLO files: parsing, each operator and aggregate, unknown on too few samples, error budgets, bad files."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -70,6 +71,13 @@ def test_default_files_hold_the_required_slos():
             "lost_words sum==0", "duplicated_words sum==0"} <= nightly
     with pytest.raises(FileNotFoundError, match="known profiles"):
         slo.default_slo_file("weekly")
+
+
+def test_make_tests_integrity_slos_are_the_ci_gates_without_latency():
+    ci = {t.metric: t.expression for t in slo.load(slo.default_slo_file("ci")).thresholds}
+    integrity = slo.load(Path(slo.__file__).parent / "slo" / "ci-integrity.toml").thresholds
+    assert integrity and all(ci.get(t.metric) == t.expression for t in integrity)
+    assert not any(t.metric.endswith("_ms") for t in integrity)
 
 
 def test_nearest_rank_percentile_is_a_real_sample():
@@ -174,3 +182,25 @@ def test_percentile_verdict_and_budget_always_agree(values, q, target):
     result = slo.judge(t, samples(values=values))
     assert (result.status is Status.PASS) == (result.budget_used <= 1.0 + 1e-9)
     assert result.measured in values
+
+
+def test_an_slo_the_target_cannot_be_measured_by_is_left_out_by_capability():
+    from harness import slo as slo_mod
+
+    slos = slo_mod.loads('[slo.session_create_ms]\nthresholds = ["p(95)<2000"]\nneeds = ["session_api"]\n'
+                         '[slo.connect_ms]\nthresholds = ["p(95)<1000"]\n')
+    kept = slo_mod.applicable(slos, frozenset({"keepalive"}))
+    assert [t.metric for t in kept.thresholds] == ["connect_ms"]
+    assert [(t.metric, lacking) for t, lacking in slo_mod.not_applicable(slos, frozenset({"keepalive"}))] == [
+        ("session_create_ms", ["session_api"])]
+    assert len(slo_mod.applicable(slos, frozenset({"session_api"})).thresholds) == 2
+    assert len(slo_mod.applicable(slos, None).thresholds) == 2  # a run that recorded no capabilities
+
+
+def test_an_unknown_capability_in_needs_is_refused():
+    import pytest as _pytest
+
+    from harness import slo as slo_mod
+
+    with _pytest.raises(slo_mod.SLOFileError, match="unknown capability 'telepathy'"):
+        slo_mod.loads('[slo.connect_ms]\nthresholds = ["p(95)<1000"]\nneeds = ["telepathy"]\n', "x.toml")

@@ -114,3 +114,36 @@ def health(snapshots: list[Snapshot | dict[str, Any]], tolerance: int = 0) -> Ve
         return verdict(name, Status.FAIL, "health figures are wrong: " + short(problems, 3), {}, evidence)
     detail = f"; {compared} count(s) matched the harness's" if compared else ""
     return verdict(name, Status.PASS, f"{len(snaps)} snapshot(s) well-typed{detail}", {}, evidence)
+
+
+def vanished_client(before: Snapshot | dict[str, Any], after: Snapshot | dict[str, Any], *, ends_on_drop: bool,
+                    session_state: str | None = None, waited_s: float | None = None) -> Verdict:
+    """A client that vanished without finalize (stopped answering, no close) is let go once the
+    server's idle and heartbeat limits have passed: ``after`` (taken then) counts no more
+    ``active_connections`` than ``before`` (taken before the session), and
+
+    - ``ends_on_drop`` (a protocol that cannot resume, where a dropped connection ends the
+      session): no more ``active_sessions`` either;
+    - otherwise the session may wait for its client to resume, but not as ``streaming``
+      (``session_state``, when the session can be read back).
+    """
+    name = "health.vanished_client"
+    before, after = Snapshot.of(before), Snapshot.of(after)
+    waited = f" {waited_s:.0f} s after the client went silent" if waited_s is not None else ""
+    fields = ["active_connections"] + (["active_sessions"] if ends_on_drop else [])
+    problems, rows = [], {}
+    for field in fields:
+        a, b = before.body.get(field), after.body.get(field)
+        rows[field] = {"before": a, "after": b}
+        if not (_is_int(a) and _is_int(b)):
+            problems.append(f"{field} is {b!r} (before the session: {a!r}), not an integer to compare")
+        elif b > a:
+            problems.append(f"{field} is still {b}{waited} (before the session: {a}): the vanished client's "
+                            f"{'connection' if field == 'active_connections' else 'session'} is still counted")
+    if not ends_on_drop and session_state == "streaming":
+        problems.append(f"the session is still 'streaming'{waited}: the server never noticed its client was gone")
+    evidence = {"counts": rows, "session_state": session_state, "waited_s": waited_s, "ends_on_drop": ends_on_drop}
+    if problems:
+        return verdict(name, Status.FAIL, "; ".join(problems), {}, evidence)
+    kept = "" if ends_on_drop else f"; the session waits for a resume as {session_state!r}" if session_state else ""
+    return verdict(name, Status.PASS, f"the vanished client was let go{waited}{kept}", {}, evidence)

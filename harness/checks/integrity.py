@@ -22,7 +22,8 @@ import jiwer
 
 from harness.checks import text as _text
 from harness.checks._common import session_label, short, verdict
-from harness.checks.verdict import Status, Verdict
+from harness.checks.delivery import finals_once_per_connection
+from harness.checks.verdict import Status, Verdict, safe_check
 from harness.history import History
 from harness.protocols.events import Error, Final
 
@@ -307,12 +308,15 @@ def audio_gaps(history: History) -> Verdict:
     return verdict(name, Status.PASS, f"{who}: {len(gaps)} audio gap(s), each resent", {}, evidence)
 
 
-def all_checks(history: History, baseline: str | list[str] | None = None) -> list[Verdict]:
+def all_checks(history: History, baseline: str | list[str] | None = None, segment_ids: bool = True) -> list[Verdict]:
+    """Every integrity check; one that raises is an ``unknown`` verdict naming it, and the others
+    still run. ``segment_ids``: whether the protocol's finals carry the server's ids."""
     return [
-        completeness(history, baseline),
-        duplicates(history, baseline),
-        segments(history),
-        replays(history),
-        ordering(history),
-        audio_gaps(history),
+        safe_check(completeness, history, baseline),
+        safe_check(duplicates, history, baseline),
+        safe_check(segments, history),
+        safe_check(replays, history),
+        safe_check(finals_once_per_connection, history, segment_ids),
+        safe_check(ordering, history),
+        safe_check(audio_gaps, history),
     ]

@@ -6,6 +6,9 @@ counted as a pass by a gate.
 
 from __future__ import annotations
 
+import functools
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -63,3 +66,28 @@ def combine(verdicts: list[Verdict]) -> Status:
     if not verdicts or any(v.status is Status.UNKNOWN for v in verdicts):
         return Status.UNKNOWN
     return Status.PASS
+
+
+def check_name(check: Callable[..., Any]) -> str:
+    """``integrity.segments`` for ``harness.checks.integrity.segments`` (and for a partial of it)."""
+    while isinstance(check, functools.partial):
+        check = check.func
+    module = getattr(check, "__module__", "") or ""
+    return f"{module.rsplit('.', 1)[-1]}.{getattr(check, '__name__', type(check).__name__)}"
+
+
+def safe_check(check: Callable[..., Verdict], *args: Any, **kwargs: Any) -> Verdict:
+    """``check(*args, **kwargs)``, or, when it raises (or returns something else than a Verdict),
+    one ``unknown`` verdict naming the check and the exception: a broken check never hides the
+    others (Jepsen's ``check-safe``) and never passes."""
+    name = check_name(check)
+    try:
+        result = check(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - the exception becomes the verdict, with where it came from
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        return Verdict(name, Status.UNKNOWN, f"the check {name} raised {type(exc).__name__}: {exc}",
+                       evidence={"exception": type(exc).__name__, "message": str(exc),
+                                 "at": f"{where.filename}:{where.lineno} in {where.name}"})
+    if not isinstance(result, Verdict):
+        return Verdict(name, Status.UNKNOWN, f"the check {name} returned {type(result).__name__}, not a Verdict")
+    return result

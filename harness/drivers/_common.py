@@ -7,6 +7,7 @@ from typing import Any
 
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from harness.errors import BackendError, ScenarioTimeout
 from harness.history import History
 from harness.protocols.base import HttpRequest
 
@@ -21,7 +22,7 @@ WS_OPTIONS: dict[str, Any] = {
 }
 
 
-class StreamConnectError(Exception):
+class StreamConnectError(BackendError):
     """A WebSocket handshake that did not complete; ``status`` is the HTTP status of a refusal."""
 
     def __init__(self, url: str, error: str, status: int | None = None) -> None:
@@ -79,3 +80,9 @@ def handshake_failure(exc: BaseException) -> tuple[str, int | None]:
     if isinstance(exc, TimeoutError):
         return "timed out during the opening handshake", None
     return f"{type(exc).__name__}: {exc}", None
+
+
+def timeout_symptom(seen: list[Any], timeout_s: float, symptom: Any = None) -> ScenarioTimeout:
+    """The ScenarioTimeout for a wait that ran out: what did not happen, the limit, what came instead."""
+    what = symptom(seen) if symptom is not None else "no matching event"
+    return ScenarioTimeout(f"{what} within {timeout_s:g} s (received instead: {[e.type for e in seen] or 'nothing'})")

@@ -30,6 +30,7 @@ from harness.drivers._common import (
     handshake_failure,
     parse_body,
     record_http,
+    timeout_symptom,
 )
 from harness.drivers.session import (
     CloseStream,
@@ -310,16 +311,21 @@ class AsyncStream:
         self._pending.extend(decode_frame(self.codec, frame, self.history))
         return self._pending.popleft() if self._pending else await self.recv(timeout)
 
-    async def recv_until(self, predicate: Callable[[Event], bool], timeout: float = 10.0) -> list[Event]:
+    async def recv_until(self, predicate: Callable[[Event], bool], timeout: float = 10.0,
+                         symptom: Callable[[list[Event]], str] | None = None) -> list[Event]:
         """Events up to and including the first one matching ``predicate`` (or a Closed). Raises
-        TimeoutError, naming what was seen, if neither arrives within ``timeout`` seconds."""
+        ScenarioTimeout (a TimeoutError) if neither arrives within ``timeout`` seconds, saying what
+        did not happen: ``symptom(seen)`` ("no ack past offset 3200 of 67200") or "no matching event"."""
         seen: list[Event] = []
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"no matching event within {timeout:g} s; saw {[e.type for e in seen]}")
-            event = await self.recv(remaining)
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                event = await self.recv(remaining)
+            except TimeoutError:
+                raise timeout_symptom(seen, timeout, symptom) from None
             seen.append(event)
             if predicate(event) or isinstance(event, Closed):
                 return seen

@@ -11,8 +11,10 @@ is trimmed as acks arrive), so its size is the client's true memory for unacked 
 
 from __future__ import annotations
 
+from harness.errors import BackendError
 
-class ResendUnavailable(Exception):
+
+class ResendUnavailable(BackendError):
     """The server asked for audio the client no longer holds (below the durable offset it acked)."""
 
 

@@ -28,6 +28,7 @@ from harness.drivers._common import (
     handshake_failure,
     parse_body,
     record_http,
+    timeout_symptom,
 )
 from harness.drivers.session import (
     CloseStream,
@@ -293,14 +294,19 @@ class SyncStream:
         self._pending.extend(decode_frame(self.codec, frame, self.history))
         return self._pending.popleft() if self._pending else self.recv(timeout)
 
-    def recv_until(self, predicate: Callable[[Event], bool], timeout: float = 10.0) -> list[Event]:
+    def recv_until(self, predicate: Callable[[Event], bool], timeout: float = 10.0,
+                   symptom: Callable[[list[Event]], str] | None = None) -> list[Event]:
+        """As the asyncio driver's: ScenarioTimeout naming what did not happen within ``timeout``."""
         seen: list[Event] = []
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"no matching event within {timeout:g} s; saw {[e.type for e in seen]}")
-            event = self.recv(remaining)
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                event = self.recv(remaining)
+            except TimeoutError:
+                raise timeout_symptom(seen, timeout, symptom) from None
             seen.append(event)
             if predicate(event) or isinstance(event, Closed):
                 return seen

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
 from harness.history import FaultWindow, History
+from harness.errors import ServiceError
 
 
 class ManagedServer(Protocol):
@@ -32,7 +33,7 @@ class ManagedServer(Protocol):
     def is_running(self) -> bool: ...
 
 
-class ProcessFaultError(RuntimeError):
+class ProcessFaultError(ServiceError):
     """The target cannot take a process fault (not started by the harness, or not running)."""
 
 

@@ -42,6 +42,7 @@ from toxiproxy.proxy import Proxy
 
 from harness.history import FaultWindow, History
 from harness.safety import require_loopback
+from harness.errors import ServiceError
 
 T = TypeVar("T")
 
@@ -65,7 +66,7 @@ DEFAULT_CALL_TIMEOUT_S = 5.0
 PORT_RANGE = range(19100, 19200)  # the chaos suite's listen ports
 
 
-class ToxiproxyError(RuntimeError):
+class ToxiproxyError(ServiceError):
     """A Toxiproxy call failed or timed out; the message names the call and the answer."""
 
 
@@ -365,6 +366,17 @@ class FaultProxy:
         If a removal fails, the whole proxy is rolled back (every toxic removed, enabled) so a
         broken call never leaves a fault behind.
         """
+        added, windows = await self.add_toxics(toxic, history)
+        try:
+            yield windows[0] if windows else None
+        finally:
+            await self.remove_toxics(added, windows)
+
+    async def add_toxics(self, toxic: Toxic | Sequence[Toxic], history: History | Sequence[History] | None = None,
+                         kind: str | None = None) -> tuple[list[Toxic], list[FaultWindow]]:
+        """Add the toxics (one fault) and open one window per history (``kind``: the toxic's type
+        unless given). Whatever was added is removed again if a later one fails. The caller must
+        hand the result to :meth:`remove_toxics` (the toxic context manager does)."""
         toxics = [toxic] if isinstance(toxic, Toxic) else list(toxic)
         if not toxics:
             raise ValueError("FaultProxy.toxic needs at least one toxic")
@@ -374,23 +386,27 @@ class FaultProxy:
         if len(toxics) > 1:
             params = {**params, "stream": "+".join(t.stream for t in toxics), "toxics": [t.params() for t in toxics]}
         added: list[Toxic] = []
-        windows: list[FaultWindow] = []
         try:
             for t in toxics:
                 await self.client.add_toxic(self.proxy, t)
                 added.append(t)
-            windows = self._open_windows(toxics[0].type, params, _as_histories(history))
-            yield windows[0] if windows else None
+        except BaseException:
+            await self.remove_toxics(added, [])
+            raise
+        return added, self._open_windows(kind or toxics[0].type, params, _as_histories(history))
+
+    async def remove_toxics(self, added: Sequence[Toxic], windows: Sequence[FaultWindow]) -> None:
+        """Remove what :meth:`add_toxics` added and end its windows; on a failed removal the proxy
+        is rolled back (every toxic removed) and the error raised."""
+        try:
+            for t in added:
+                await self.client.remove_toxic(self.proxy, t.key)
+        except ToxiproxyError:
+            await self.rollback()
+            raise
         finally:
-            try:
-                for t in added:
-                    await self.client.remove_toxic(self.proxy, t.key)
-            except ToxiproxyError:
-                await self.rollback()
-                raise
-            finally:
-                for w in windows:
-                    History.end_fault(w)
+            for w in windows:
+                History.end_fault(w)
 
     @contextlib.asynccontextmanager
     async def down(self, history: History | Sequence[History] | None = None) -> AsyncIterator[FaultWindow | None]:

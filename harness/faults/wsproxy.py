@@ -20,10 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -34,6 +35,8 @@ from websockets.frames import EXTERNAL_CLOSE_CODES
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from harness.faults import vendors
+from harness.faults.proxy_record import ConnectionRecord, ProxyRecord
 from harness.history import FaultWindow, History
 from harness.safety import require_loopback
 
@@ -48,6 +51,20 @@ _HANDSHAKE_HEADERS = frozenset({
 })
 # Codes a close frame may not carry: relayed as an abort (1006) or a plain close.
 _UNSENDABLE = {1005, 1006, 1015}
+CONN_HEADER = "X-Fault-Proxy-Conn"
+RECORD_PATH = "/_faults/connections"  # GET (plain HTTP) on the proxy's port: its record as JSON
+MAX_LINKS_KEPT = 64
+
+
+def _check_schedule(schedule: Any) -> None:
+    """Refused before anything listens: a step the proxy cannot run per connection."""
+    for step in schedule:
+        if not hasattr(step.fault, "make_rule"):
+            raise ValueError(f"fault {step.fault.name!r} ({step.fault.layer} layer) cannot run in the WebSocket fault "
+                             f"proxy: only wsproxy-layer faults act per connection")
+        if isinstance(step.fault.make_rule(), RefuseHandshake) and step.at.key != "connect":
+            raise ValueError(f"fault {step.fault.name!r} refuses the handshake: its trigger must be 'connect', "
+                             f"not {step.at.describe()!r}")
 
 
 # --- messages and matching --------------------------------------------------------------------
@@ -68,22 +85,25 @@ class Message:
             obj = json.loads(data)
         except ValueError:
             return cls(data, direction, "text")
-        if isinstance(obj, dict) and isinstance(obj.get("type"), str):
-            return cls(data, direction, obj["type"], obj)
-        return cls(data, direction, "text", obj if isinstance(obj, dict) else None)
+        if not isinstance(obj, dict):
+            return cls(data, direction, "text")
+        return cls(data, direction, vendors.message_kind(obj) or "text", obj)
 
 
 @dataclass
 class Match:
-    """Which messages a rule acts on: of ``kind`` (None: any) whose JSON fields equal ``where``;
-    from the ``nth`` such message (1-based) for ``count`` messages (None: every one from there).
-    Counting runs over the proxy's whole life, across reconnects."""
+    """Which messages a rule acts on: of ``kind`` (None: any) whose JSON fields equal ``where``
+    (with ``final``: only finals, of whichever protocol, see :mod:`harness.faults.vendors`); from
+    the ``nth`` such message (1-based) for ``count`` messages (None: every one from there).
+    Counting runs over the rule's whole life: across reconnects for a rule of the whole proxy,
+    one connection for a scheduled rule."""
 
     kind: str | None = None
     where: dict[str, Any] = field(default_factory=dict)
     nth: int = 1
     count: int | None = 1
     seen: int = 0
+    final: bool = False
 
     def __post_init__(self) -> None:
         if self.nth < 1:
@@ -93,6 +113,8 @@ class Match:
 
     def matches(self, msg: Message) -> bool:
         if self.kind is not None and msg.kind != self.kind:
+            return False
+        if self.final and not vendors.is_final(msg.obj):
             return False
         if self.where and (msg.obj is None or any(msg.obj.get(k) != v for k, v in self.where.items())):
             return False
@@ -110,15 +132,21 @@ class Match:
         return self.count is not None and self.seen >= self.nth + self.count - 1
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "where": dict(self.where), "nth": self.nth, "count": self.count}
+        out = {"kind": self.kind, "where": dict(self.where), "nth": self.nth, "count": self.count}
+        if self.final:
+            out["final"] = True
+        return out
 
 
 # --- rules ------------------------------------------------------------------------------------
 class Rule:
     """The interface: ``handle`` a message (return True if the rule took it over), ``flush`` what
-    it holds when the direction ends, and record its window while it acts."""
+    it holds when the direction ends, and record its window while it acts. A rule with
+    ``on_link`` acts on a connection as a whole (close it, cut it …): ``arm(link)`` is called on
+    the current connection when it is added (or on the next one)."""
 
     kind: ClassVar[str] = "rule"
+    on_link: ClassVar[bool] = False
 
     def __init__(self, direction: str, match: Match | None = None):
         if direction not in DIRECTIONS:
@@ -128,6 +156,10 @@ class Rule:
         self.fired = 0
         self.windows: list[FaultWindow] = []
         self.proxy: WsFaultProxy | None = None
+        self.link: Link | None = None
+        # where windows go (histories, connection records); None: the proxy's histories
+        self.sinks: list[Any] | None = None
+        self.window_kind = f"ws_{self.kind}"
 
     def params(self) -> dict[str, Any]:
         return {"direction": self.direction, "match": self.match.describe()}
@@ -135,8 +167,17 @@ class Rule:
     # window bookkeeping
     def _begin(self) -> None:
         if not self.windows and self.proxy is not None:
-            self.windows = [h.start_fault(f"ws_{self.kind}", target=f"wsproxy:{self.proxy.port}", **self.params())
-                            for h in self.proxy.histories]
+            sinks = self.proxy.histories if self.sinks is None else self.sinks
+            self.windows = [h.start_fault(self.window_kind, target=f"wsproxy:{self.proxy.port}", **self.params())
+                            for h in sinks]
+
+    def arm(self, link: Link) -> None:
+        """An ``on_link`` rule starts acting on ``link``."""
+
+    def observe(self, msg: Message) -> None:
+        """An earlier rule took ``msg``: count it all the same, so that the nth is the server's nth."""
+        if msg.direction == self.direction and self.match.matches(msg):
+            self.match.seen += 1
 
     def _end(self) -> None:
         for w in self.windows:
@@ -179,6 +220,7 @@ class Drop(Rule):
     kind = "drop"
 
     def act(self, msg: Message, pipe: Pipe) -> bool:
+        pipe.link.dropped(msg)
         return True
 
 
@@ -370,11 +412,11 @@ class StopAnsweringPings(Rule):
     ends when the server drops the connection (``server_close_code`` records how) or on removal."""
 
     kind = "no_pong"
+    on_link = True
 
     def __init__(self, silence_client: bool = True):
         super().__init__(UPSTREAM, Match(count=None))
         self.silence_client = silence_client
-        self.link: Link | None = None
 
     def params(self) -> dict[str, Any]:
         return {"direction": self.direction, "silence_client": self.silence_client}
@@ -403,6 +445,127 @@ class StopAnsweringPings(Rule):
         super().stop()
 
 
+class SendThenClose(Rule):
+    """What a failing vendor does: the connection stays accepted, then ``frames`` (the vendor's
+    error message, if it sends one) go to the client after what is already queued, then the
+    client's connection is closed with ``code`` and ``reason``. Nothing more is relayed either
+    way once it fires; the upstream connection is closed 1001."""
+
+    kind = "send_then_close"
+    on_link = True
+
+    def __init__(self, code: int, reason: str = "", frames: Sequence[str] = ()):
+        super().__init__(DOWNSTREAM, Match(count=None))
+        if not (code in EXTERNAL_CLOSE_CODES or 3000 <= code < 5000):
+            raise ValueError(f"close code {code} cannot be sent in a close frame")
+        if len(reason.encode()) > 123:
+            raise ValueError(f"a close reason is at most 123 bytes, got {len(reason.encode())}: {reason!r}")
+        self.code, self.reason, self.frames = code, reason, list(frames)
+
+    def params(self) -> dict[str, Any]:
+        return {"code": self.code, "reason": self.reason, "frames": len(self.frames)}
+
+    def arm(self, link: Link) -> None:
+        if self.link is not None:
+            return
+        self.link = link
+        self._begin()
+        self.fired += 1
+        link.close_after(self.frames, self.code, self.reason, on_closing=self._end)
+
+    def handle(self, msg: Message, pipe: Pipe) -> bool:
+        return False
+
+
+class Stall(Rule):
+    """The vendor goes quiet: the socket stays open (pings are answered), nothing the server sends
+    reaches the client any more, while the client's audio still goes through."""
+
+    kind = "stall"
+    on_link = True
+
+    def __init__(self) -> None:
+        super().__init__(DOWNSTREAM, Match(count=None))
+
+    def params(self) -> dict[str, Any]:
+        return {"direction": self.direction}
+
+    def arm(self, link: Link) -> None:
+        if self.link is None:
+            self.link = link
+            self._begin()
+
+    def handle(self, msg: Message, pipe: Pipe) -> bool:
+        if msg.direction != DOWNSTREAM or (self.link is not None and pipe.link is not self.link):
+            return False
+        self._begin()
+        self.fired += 1
+        pipe.link.dropped(msg)
+        return True
+
+
+class Cut(Rule):
+    """The TCP connection cut, no close frame either way (a crashed vendor, a dead NAT): the
+    client sees 1006."""
+
+    kind = "cut"
+    on_link = True
+
+    def __init__(self) -> None:
+        super().__init__(DOWNSTREAM, Match(count=None))
+
+    def params(self) -> dict[str, Any]:
+        return {}
+
+    def arm(self, link: Link) -> None:
+        if self.link is not None:
+            return
+        self.link = link
+        self._begin()
+        self.fired += 1
+        link.cut()
+        self._end()
+
+    def handle(self, msg: Message, pipe: Pipe) -> bool:
+        return False
+
+
+class RefuseHandshake(Rule):
+    """The handshake refused with ``status``, ``body`` and ``headers`` (``Retry-After`` …): the
+    connection never reaches the server. Every handshake while the rule is on the proxy."""
+
+    kind = "refuse_handshake"
+
+    def __init__(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None):
+        super().__init__(UPSTREAM, Match(count=None))
+        if not 400 <= status <= 599:
+            raise ValueError(f"a refused handshake needs an HTTP error status (400-599), got {status}")
+        self.status, self.body, self.headers = status, body, dict(headers or {})
+
+    def params(self) -> dict[str, Any]:
+        return {"status": self.status, **({"retry_after": self.headers["Retry-After"]}
+                                          if "Retry-After" in self.headers else {})}
+
+    def handle(self, msg: Message, pipe: Pipe) -> bool:
+        return False
+
+    def response(self, extra_sinks: Sequence[Any] = ()) -> Response:
+        self.fired += 1
+        if self.proxy is not None:  # one instant window per refused handshake
+            for sink in [*(self.proxy.histories if self.sinks is None else self.sinks), *extra_sinks]:
+                w = sink.start_fault(self.window_kind, target=f"wsproxy:{self.proxy.port}", **self.params())
+                History.end_fault(w)
+                self.windows.append(w)
+        headers = Headers(self.headers)
+        headers.setdefault("Content-Type", "application/json" if self.body.startswith((b"{", b"[")) else "text/plain")
+        headers["Content-Length"] = str(len(self.body))
+        return Response(self.status, _REASONS.get(self.status, "Error"), headers, self.body)
+
+
+_REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 429: "Too Many Requests",
+            500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+
+
 # --- the relay ----------------------------------------------------------------------------------
 class Pipe:
     """One direction of one link: an ordered queue of messages to write to ``dst``."""
@@ -416,13 +579,19 @@ class Pipe:
     def emit(self, data: str | bytes, delay_s: float = 0.0, on_sent: Any = None) -> None:
         self.queue.put_nowait((delay_s, data, on_sent))
 
+    def then(self, action: Any) -> None:
+        """Call ``action()`` once everything queued before it was written."""
+        self.queue.put_nowait((0.0, None, action))
+
     async def writer(self) -> None:
         while (item := await self.queue.get()) is not None:
             delay_s, data, on_sent = item
             if delay_s:
                 await asyncio.sleep(delay_s)
             try:
-                await self.dst.send(data)
+                if data is not None:
+                    await self.dst.send(data)
+                    self.link.record.count(self.direction, "sent")
             except ConnectionClosed:
                 pass  # the message is lost with the connection, as it would be on the wire
             except Exception as exc:
@@ -435,10 +604,14 @@ class Pipe:
 class Link:
     """One client connection and its upstream connection."""
 
-    def __init__(self, proxy: WsFaultProxy, client: ServerConnection, upstream: ClientConnection):
+    def __init__(self, proxy: WsFaultProxy, client: ServerConnection, upstream: ClientConnection,
+                 record: ConnectionRecord | None = None):
         self.proxy = proxy
         self.client = client
         self.upstream = upstream
+        self.record = record or ConnectionRecord(index=0)
+        self.rules: list[Rule] = []  # this connection's own (scheduled) rules, before the proxy's
+        self.pending: list[tuple[Any, Rule]] = []  # scheduled (step, rule) not yet started
         self.block_pongs = False
         self.on_upstream_closed: list[Any] = []
         self.forced: tuple[int, str] | None = None
@@ -471,14 +644,66 @@ class Link:
             self.forced = (code, reason)
             asyncio.get_running_loop().create_task(self._forced_close(code, reason))
 
-    async def _forced_close(self, code: int, reason: str) -> None:
+    def close_after(self, frames: Sequence[str], code: int, reason: str, on_closing: Any = None) -> None:
+        """Send ``frames`` to the client after what is queued, then close it ``code``; from now on
+        nothing more is relayed either way."""
+        if self.forced is not None:
+            return
+        self.forced = (code, reason)
+        for frame in frames:
+            self.to_client.emit(frame)
+        loop = asyncio.get_running_loop()
+        self.to_client.then(lambda: loop.create_task(self._forced_close(code, reason, on_closing)))
+
+    def cut(self) -> None:
+        """Both TCP connections aborted: no close frame to anyone."""
+        if self.forced is None:
+            self.forced = (1006, "cut")
+        self.record.closed(1006, "cut", None)
+        for conn in (self.client, self.upstream):
+            conn.transport.abort()
+
+    def dropped(self, msg: Message) -> None:
+        self.record.count(msg.direction, "dropped")
+
+    async def _forced_close(self, code: int, reason: str, on_closing: Any = None) -> None:
+        if on_closing is not None:  # before the close frame goes: the client cannot see it first
+            on_closing()
+        self.record.closed(code, reason, None)
         await asyncio.gather(self.client.close(code, reason), self.upstream.close(1001, "proxy closed the client"),
                              return_exceptions=True)
+
+    # --- the schedule's steps on this connection ---------------------------------------
+    def check_schedule(self) -> None:
+        """Start every pending step whose trigger this connection has reached."""
+        if not self.pending or self.forced is not None:
+            return
+        for step, rule in list(self.pending):
+            if step.at.reached(self.record):
+                self.pending.remove((step, rule))
+                self._start(step, rule)
+                if self.forced is not None:
+                    return
+
+    def _start(self, step: Any, rule: Rule) -> None:
+        rule.proxy = self.proxy
+        rule.sinks = [self.record, *self.proxy.histories]
+        self.rules.append(rule)
+        if rule.on_link:
+            rule.arm(self)
+        if step.duration_ms is not None:
+            asyncio.get_running_loop().call_later(step.duration_ms / 1000, self._stop_rule, rule)
+
+    def _stop_rule(self, rule: Rule) -> None:
+        if rule in self.rules:
+            self.rules.remove(rule)
+            rule.stop()
 
     async def _pump(self, src: ClientConnection | ServerConnection, pipe: Pipe) -> None:
         try:
             async for data in src:
                 if self.forced:
+                    self.record.count(pipe.direction, "dropped")
                     continue
                 self.proxy.route(Message.parse(data, pipe.direction), pipe)
         except ConnectionClosed:
@@ -487,7 +712,7 @@ class Link:
             self.proxy.errors.append(f"{pipe.direction} relay failed: {exc!r}")
             self.force_close(1011, "wsproxy error")
         finally:
-            for rule in list(self.proxy.rules):
+            for rule in [*self.rules, *self.proxy.rules]:
                 if rule.direction == pipe.direction:
                     try:
                         rule.flush(pipe)
@@ -517,6 +742,12 @@ class Link:
             for conn in (self.client, self.upstream):
                 if conn.state is not State.CLOSED:
                     conn.transport.abort()
+            self.pending.clear()
+            for rule in self.rules:
+                rule.stop()
+            self.rules.clear()
+            self.record.closed(self.client.close_code if self.forced != (1006, "cut") else 1006,
+                               self.client.close_reason, self.upstream.close_code)
 
 
 async def _relay_close(dst: ClientConnection | ServerConnection, src: ClientConnection | ServerConnection) -> None:
@@ -539,7 +770,8 @@ class WsFaultProxy:
     """
 
     def __init__(self, upstream: str, history: History | Sequence[History] | None = None, *, port: int = 0,
-                 allow_remote: bool = False, open_timeout_s: float = 10.0):
+                 allow_remote: bool = False, open_timeout_s: float = 10.0, schedule: Any = None,
+                 tag_header: str | None = None, max_records: int = 1000):
         parts = urlsplit(upstream)
         if parts.scheme not in ("ws", "wss", "http", "https") or not parts.hostname:
             raise ValueError(f"WsFaultProxy upstream must be a ws:// or http:// URL, got {upstream!r}")
@@ -556,6 +788,11 @@ class WsFaultProxy:
         self.counts: dict[tuple[str, str], int] = {}
         self.pongs_withheld = 0
         self.errors: list[str] = []  # the proxy's own failures: a run with any is a harness error
+        self.schedule = schedule  # harness.faults.schedule.Schedule: faults per connection
+        if schedule is not None:
+            _check_schedule(schedule)
+        self.tag_header = tag_header
+        self.fault_record = ProxyRecord(max_records)
         self._server: Server | None = None
         self._pending: dict[int, ClientConnection] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -569,7 +806,7 @@ class WsFaultProxy:
         rule.proxy = self
         self.rules.append(rule)
         link = self.current_link
-        if isinstance(rule, StopAnsweringPings) and link is not None and link.open:
+        if rule.on_link and link is not None and link.open:
             rule.arm(link)
         return rule
 
@@ -590,10 +827,17 @@ class WsFaultProxy:
     def route(self, msg: Message, pipe: Pipe) -> None:
         key = (msg.direction, msg.kind)
         self.counts[key] = self.counts.get(key, 0) + 1
-        for rule in list(self.rules):
+        link = pipe.link
+        link.record.received(msg.direction, msg.data, msg.obj)
+        rules = [*link.rules, *self.rules]
+        for i, rule in enumerate(rules):
             if rule.handle(msg, pipe):
-                return
-        pipe.emit(msg.data)
+                for later in rules[i + 1:]:  # "the Nth final" counts what the server sent, taken or not
+                    later.observe(msg)
+                break
+        else:
+            pipe.emit(msg.data)
+        link.check_schedule()  # after the message: "after 2 s of audio" lets the frame that makes 2 s through
 
     def count(self, direction: str, kind: str) -> int:
         """Messages of ``kind`` seen (before rules) in ``direction``."""
@@ -605,7 +849,33 @@ class WsFaultProxy:
 
     # --- handshake and relay -------------------------------------------------------------
     async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        parts = urlsplit(request.path)
+        if parts.path == RECORD_PATH and "upgrade" not in request.headers.get("Connection", "").lower():
+            tag = dict(parse_qsl(parts.query)).get("tag")
+            body = json.dumps(self.fault_record.to_dict(tag), separators=(",", ":")).encode()
+            return Response(200, "OK", Headers({"Content-Type": "application/json",
+                                                "Content-Length": str(len(body))}), body)
+        query = parse_qsl(parts.query)
+        tags = [v for k, v in query if k == "tag"]
+        if self.tag_header and request.headers.get(self.tag_header):
+            tags.append(request.headers[self.tag_header])
+        rate = next((v for k, v in query if k == "sample_rate" and v.isdigit()), None)
+        rec = self.fault_record.open(parts.path, tags, bytes_per_ms=max(1, int(rate) * 2 // 1000) if rate else 32)
+        steps = self.schedule.for_connection(rec.index, tags) if self.schedule is not None else []
+        pending = [(step, step.fault.make_rule()) for step in steps]
+        for step, rule in pending:
+            if isinstance(rule, RefuseHandshake):
+                rule.proxy, rule.sinks = self, [rec, *self.histories]
+                rec.handshake_status = rule.status
+                rec.closed(None, None, None)
+                return rule.response()
+        refusing = next((r for r in self.rules if isinstance(r, RefuseHandshake)), None)
+        if refusing is not None:
+            rec.handshake_status = refusing.status
+            rec.closed(None, None, None)
+            return refusing.response(extra_sinks=[rec])
         headers = [(k, v) for k, v in request.headers.raw_items() if k.lower() not in _HANDSHAKE_HEADERS]
+        headers.append((CONN_HEADER, f"fp{self.port}-{rec.index}"))  # lets the vendor's record name this connection
         offered = request.headers.get_all("Sec-WebSocket-Protocol")
         subprotocols = [p.strip() for value in offered for p in value.split(",") if p.strip()]
         try:
@@ -616,26 +886,39 @@ class WsFaultProxy:
             )
         except InvalidStatus as exc:  # the server refused: the client gets the same answer
             r = exc.response
+            rec.handshake_status = r.status_code
+            rec.closed(None, None, None)
             keep = Headers([(k, v) for k, v in r.headers.raw_items()
                             if k.lower() in ("content-type", "retry-after", "www-authenticate")])
             keep["Content-Length"] = str(len(r.body or b""))
             return Response(r.status_code, r.reason_phrase, keep, bytes(r.body or b""))
         except (OSError, InvalidHandshake, TimeoutError) as exc:
+            rec.handshake_status = 502
+            rec.closed(None, None, None)
             return connection.respond(502, f"wsproxy: upstream {self.upstream} unreachable: {exc!r}\n")
-        self._pending[id(connection)] = upstream
+        self._pending[id(connection)] = (upstream, rec, pending)
         return None
 
     def _select_subprotocol(self, connection: ServerConnection, offered: Sequence[str]) -> str | None:
-        upstream = self._pending.get(id(connection))
-        return upstream.subprotocol if upstream is not None else None
+        pending = self._pending.get(id(connection))
+        return pending[0].subprotocol if pending is not None else None
 
     async def _handler(self, connection: ServerConnection) -> None:
-        upstream = self._pending.pop(id(connection))
-        link = Link(self, connection, upstream)
+        upstream, rec, steps = self._pending.pop(id(connection))
+        rec.handshake_status = 101
+        rec.accepted_ns = time.monotonic_ns()
+        link = Link(self, connection, upstream, rec)
         self.links.append(link)
+        del self.links[:-MAX_LINKS_KEPT]  # a long-running proxy keeps its recent links only
         for rule in self.rules:
-            if isinstance(rule, StopAnsweringPings) and rule.link is None:
+            if rule.on_link and rule.link is None:
                 rule.arm(link)
+        link.pending = steps
+        loop = asyncio.get_running_loop()
+        for step, _rule in steps:
+            if hasattr(step.at, "ms") and step.at.key == "elapsed_ms":
+                loop.call_later(step.at.ms / 1000, link.check_schedule)
+        link.check_schedule()  # the steps due at connect
         await link.run()
 
     async def start(self) -> WsFaultProxy:
@@ -655,7 +938,7 @@ class WsFaultProxy:
             self._server.close(close_connections=True)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), timeout=5)
-        for upstream in self._pending.values():
+        for upstream, _rec, _steps in self._pending.values():
             upstream.transport.abort()
         self._pending.clear()
         for link in self.links:

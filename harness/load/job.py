@@ -17,11 +17,12 @@ from harness.load.generator import GeneratorWatch, judge_generator
 from harness.load.runner import LocustPlan, LocustResult
 from harness.load.soak import GrowthLimits, HealthSampler, judge_growth
 from harness.results import RunDir
+from harness.errors import ServiceError
 
 DEFAULT_MAX_PACING_P99_MS = 100.0  # a guard: beyond it the generator, not the backend, set the latencies
 
 
-class LoadRunError(RuntimeError):
+class LoadRunError(ServiceError):
     """Locust did not run (bad settings, crashed, produced nothing); the message has its log's tail."""
 
 

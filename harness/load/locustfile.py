@@ -36,12 +36,13 @@ from harness.load.settings import OPTIONS, LoadSettings, SettingsError
 from harness.protocols.base import StreamTarget
 from harness.protocols.registry import get_codec
 from harness.safety import require_loopback
+from harness.errors import BackendError
 
 log = logging.getLogger("harness.load")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request would swamp the log
 
 
-class LoadFailure(Exception):
+class LoadFailure(BackendError):
     """What Locust shows in its failures table: why, with ids and numbers masked so that one kind
     of failure is one row (the raw samples keep the exact text)."""
 

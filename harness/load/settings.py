@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.audio import Fixture, Manifest, load_manifest
+from harness.errors import UsageError
 
 HARD_MAX_USERS = 1000  # per Locust process: a typo in the web UI must not fork-bomb a backend
 DEFAULT_FIXTURE_KIND = "utterance"
@@ -51,7 +52,7 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
-class SettingsError(ValueError):
+class SettingsError(UsageError, ValueError):
     """A bad load setting; the message names it."""
 
 

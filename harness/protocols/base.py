@@ -17,17 +17,18 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
+from harness.errors import BackendError
 from harness.protocols.events import Closed, Event
 
 BYTES_PER_SECOND = 32_000  # 16 kHz, mono, s16le: every protocol here streams this format
 CONTROL_KINDS = ("finalize", "keepalive", "close_stream")
 
 
-class ProtocolError(Exception):
+class ProtocolError(BackendError):
     """A frame that breaks the protocol. The message names the frame's problem (and quotes it)."""
 
 
-class SessionCreateError(Exception):
+class SessionCreateError(BackendError):
     """Creating a session was refused. Carries the HTTP status, the server's message and, for a
     503, the ``Retry-After`` seconds, so a caller can decide to wait and retry."""
 
@@ -133,6 +134,7 @@ class Codec(Protocol):
     """What drivers need from a protocol. See ``reference.py`` and ``deepgram.py``."""
 
     name: ClassVar[str]
+    capabilities: ClassVar[frozenset[str]]  # what the protocol can do (protocols.capabilities)
     supports_resume: ClassVar[bool]  # the server tells where to resume and replays lost finals
     has_offsets: ClassVar[bool]  # audio frames carry byte offsets and the server acks them
     sends_ready: ClassVar[bool]  # the server sends a Ready event before audio may flow

@@ -38,6 +38,9 @@ _ERROR_REASON = re.compile(r"^\s*([A-Z]{2,8}-\d{4})\b")  # NET-0001, DATA-0000 â
 
 class DeepgramCodec:
     name: ClassVar[str] = "deepgram"
+    # What Deepgram's live API itself promises. A backend that also serves the reference server's
+    # HTTP extras (GET /v1/sessions/{request_id}, /health) adds them with --capabilities.
+    capabilities: ClassVar[frozenset[str]] = frozenset({"keepalive"})
     supports_resume: ClassVar[bool] = False
     has_offsets: ClassVar[bool] = False
     sends_ready: ClassVar[bool] = False

@@ -51,6 +51,10 @@ class ReferenceCodec:
     """PROTOCOL.md v1."""
 
     name: ClassVar[str] = "reference"
+    capabilities: ClassVar[frozenset[str]] = frozenset({
+        "session_api", "session_lookup", "http_finalize", "offsets", "replay", "segment_ids", "ready",
+        "pipeline_events", "keepalive", "scripted_engine", "delete", "health", "stats", "v1_frames",
+    })
     supports_resume: ClassVar[bool] = True
     has_offsets: ClassVar[bool] = True
     sends_ready: ClassVar[bool] = True

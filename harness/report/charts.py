@@ -218,3 +218,51 @@ def soak_rss(rows: list[dict], warmup_s: float | None = None) -> str | None:
     ax.legend(loc="lower right", ncols=2)
     _margins(fig)
     return to_data_uri(fig)
+
+
+STATUS_COLORS = {"pass": GREEN, "fail": RED, "unknown": ORANGE}
+
+
+def slo_trend(labels: Sequence[str], values: Sequence[float | None], statuses: Sequence[str], target: float,
+              title: str) -> str | None:
+    """One SLO's measured value run by run (oldest left, this run last), its target as a dashed line,
+    each point coloured by that run's verdict. Runs without a value leave a gap (and an open marker
+    on the axis) rather than a made-up point."""
+    if not labels:
+        return None
+    fig, ax = plt.subplots(figsize=(3.6, 2.1))
+    xs = list(range(len(labels)))
+    known = [(x, v) for x, v in zip(xs, values) if v is not None]
+    ax.axhline(target, color=RED, ls="--", lw=1.0, label="target")
+    # a line through consecutive known values only: a missing run breaks it
+    run_x: list[float] = []
+    run_y: list[float] = []
+    for x, v in zip(xs, values):
+        if v is None:
+            if run_x:
+                ax.plot(run_x, run_y, color=MUTED, lw=1.0)
+            run_x, run_y = [], []
+        else:
+            run_x.append(x)
+            run_y.append(v)
+    if run_x:
+        ax.plot(run_x, run_y, color=MUTED, lw=1.0)
+    for x, v, s in zip(xs, values, statuses):
+        if v is not None:
+            ax.scatter([x], [v], s=36 if x == xs[-1] else 20, color=STATUS_COLORS.get(s, MUTED), zorder=3,
+                       edgecolors=INK if x == xs[-1] else "none", linewidths=0.8)
+    low = min([target] + [v for _, v in known])
+    high = max([target] + [v for _, v in known])
+    pad = (high - low) * 0.15 or abs(high) * 0.15 or 1.0
+    ax.set_ylim(low - pad, high + pad)
+    for x, v in zip(xs, values):
+        if v is None:
+            ax.scatter([x], [low - pad * 0.6], s=18, facecolors="none", edgecolors=MUTED, zorder=3)
+    ax.set_xlim(-0.5, len(xs) - 0.5)
+    step = max(1, math.ceil(len(xs) / 4))
+    ticks = sorted(set(xs[::-1][::step]))
+    ax.set_xticks(ticks, [labels[t][5:] if len(labels[t]) > 12 and labels[t][4] == "-" else labels[t][-11:]
+                          for t in ticks], fontsize=6.5)
+    ax.set_title(title, loc="left", fontsize=8.5)
+    _margins(fig, left_in=0.55, right_in=0.12, top_in=0.28, bottom_in=0.38)
+    return to_data_uri(fig)

@@ -16,7 +16,7 @@ import jinja2
 
 from harness.checks.verdict import Status
 from harness.report import baseline as baseline_mod
-from harness.report import environment, gate as gate_mod, junit, sections
+from harness.report import environment, gate as gate_mod, junit, sections, trend as trend_mod
 from harness.report.model import RunData
 from harness.slo import SLOResult, SLOSet, collect_samples, evaluate, load, resolve_slo_file
 
@@ -66,13 +66,18 @@ def _run_view(data: RunData) -> dict[str, Any]:
     }
 
 
-def render(run_dir: Path | str, baseline: Path | str | None = None, slo_file: Path | str | None = None) -> ReportPaths:
+def render(run_dir: Path | str, baseline: Path | str | None = None, slo_file: Path | str | None = None,
+           history: Path | str | None = None, history_last: int = trend_mod.DEFAULT_LAST) -> ReportPaths:
     """Write the three report files into ``run_dir`` and return where they are and the gate's verdict.
 
-    Raises ``FileNotFoundError`` for a missing run or baseline directory or a named SLO file that
-    does not exist, and ``harness.slo.SLOFileError`` (a ValueError) for a bad SLO file.
+    ``history``: a folder of earlier run directories; the report then shows the last
+    ``history_last`` of them as a trend (``harness.report.trend``).
+
+    Raises ``FileNotFoundError`` for a missing run, baseline or history directory or a named SLO
+    file that does not exist, and ``harness.slo.SLOFileError`` (a ValueError) for a bad SLO file.
     """
     data = RunData(run_dir)
+    past = trend_mod.earlier_runs(history, data.path, history_last) if history is not None else None
     if slo_file is not None and not Path(slo_file).is_file():
         raise FileNotFoundError(f"SLO file {slo_file} does not exist")
     slos, slo_results, slo_error = _slos(data, slo_file)
@@ -80,6 +85,7 @@ def render(run_dir: Path | str, baseline: Path | str | None = None, slo_file: Pa
     changes = None
     if baseline is not None:
         changes = baseline_mod.diff(data, RunData(baseline), slo_results, slos)
+    trend = trend_mod.build(data, slo_results, slos, past) if past is not None else None
     env_info = data.info.get("environment")
     env_source = "recorded with the run"
     if not isinstance(env_info, dict) or "packages" not in env_info:
@@ -90,6 +96,8 @@ def render(run_dir: Path | str, baseline: Path | str | None = None, slo_file: Pa
                 "error": slo_error}
 
     summary = gate_mod.summary(data, gate, slo_results, slo_info, env_info, changes, generated_at)
+    if trend is not None:
+        summary["trend"] = trend_mod.for_summary(trend)
     summary_path = data.path / "summary.json"
     summary_path.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     junit_path = junit.write(data, slo_results, data.path / "junit.xml")
@@ -100,6 +108,7 @@ def render(run_dir: Path | str, baseline: Path | str | None = None, slo_file: Pa
     slo_status = ("fail" if any(r["status"] == "fail" for r in slo_rows) else
                   "unknown" if any(r["status"] == "unknown" for r in slo_rows) or not slo_rows else "pass")
     warnings = [f"history {rel} could not be read" for rel in data.unreadable_histories]
+    warnings += [f"earlier run {why} (left out of the trend)" for why in (trend or {}).get("skipped", [])]
     for metric, bad in samples.rejected.items():
         warnings.append(f"{len(bad)} non-numeric sample(s) of {metric} ignored, e.g. {bad[0]}")
     context = {
@@ -110,6 +119,7 @@ def render(run_dir: Path | str, baseline: Path | str | None = None, slo_file: Pa
         "slo_rows": slo_rows, "slo_passed": sum(1 for r in slo_rows if r["status"] == "pass"), "slo_status": slo_status,
         "slo_file": slo_info["file"], "slo_description": slo_info["description"], "slo_error": slo_error,
         "changes": changes,
+        "trend": trend,
         "suites": sections.suites(data),
         "latency_rows": sections.latency_table(samples),
         "charts": sections.latency_charts(data, samples, slos),
@@ -129,6 +139,7 @@ def render(run_dir: Path | str, baseline: Path | str | None = None, slo_file: Pa
     return ReportPaths(html_path, summary_path, junit_path, gate.status, gate.exit_code, gate.reasons)
 
 
-def render_run(run_path: Path | str, slo_file: Path | str | None = None) -> Path:
+def render_run(run_path: Path | str, slo_file: Path | str | None = None, history: Path | str | None = None,
+               history_last: int = trend_mod.DEFAULT_LAST) -> Path:
     """What ``harness run`` calls after its suites: render and return the HTML's path."""
-    return render(run_path, slo_file=slo_file).html
+    return render(run_path, slo_file=slo_file, history=history, history_last=history_last).html

@@ -46,6 +46,39 @@ def fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+# Unit suffixes of parameter names, longest first: ``rate_kb_s`` 16 -> "rate 16 kB/s".
+_UNITS = (("_kb_s", "kB/s"), ("_ms", "ms"), ("_us", "µs"), ("_s", "s"), ("_bytes", "bytes"))
+
+
+def param_text(value: Any) -> str:
+    """A parameter value for people: objects as ``key value`` pairs with their units, lists joined;
+    never a Python repr."""
+    if isinstance(value, dict):
+        return ", ".join(param_pair(k, v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(param_text(v) for v in value) or "none"
+    return fmt(value)
+
+
+def param_pair(key: str, value: Any) -> str:
+    """``("rate_kb_s", 16)`` -> ``rate 16 kB/s``; ``("stream", "upstream")`` -> ``stream upstream``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        for suffix, unit in _UNITS:
+            if key.endswith(suffix) and len(key) > len(suffix):
+                return f"{key[: -len(suffix)].replace('_', ' ')} {fmt(value)} {unit}"
+    return f"{key.replace('_', ' ')} {param_text(value)}"
+
+
+def own_time_s(item: Item) -> float:
+    """The scenario's own time. A scenario whose sessions ran side by side with others' (the chaos
+    matrix starts every case at once and each test only collects its result) records its session's
+    time as ``params.duration_s``; the test's own wall time would be the wait for the result."""
+    own = item.params.get("duration_s")
+    if isinstance(own, (int, float)) and not isinstance(own, bool):
+        return float(own)
+    return item.duration_s
+
+
 def _json(value: Any) -> str:
     text = json.dumps(value, indent=2, default=str, sort_keys=False)
     return text if len(text) <= EVIDENCE_CHARS else text[:EVIDENCE_CHARS] + f"\n… ({len(text) - EVIDENCE_CHARS:,} more characters)"
@@ -100,9 +133,10 @@ def suites(data: RunData) -> list[dict[str, Any]]:
         for item in sorted(items, key=lambda i: (SEVERITY[i.status], i.name)):
             artifacts = item.result.artifacts if item.result else {}
             rows.append({
-                "name": item.name, "status": item.status.value, "duration": fmt(item.duration_s),
+                "name": item.name, "status": item.status.value, "duration": fmt(own_time_s(item)),
                 "messages": item.messages(), "error": item.error,
-                "params": {k: v for k, v in item.params.items()},
+                "params": [(k, param_text(v)) for k, v in item.params.items()
+                           if k != "duration_s" and v not in (None, "", [], {})],
                 "verdicts": [{"name": v.name, "status": v.status.value, "message": v.message,
                               "metrics": _metric_summary(v.metrics),
                               "evidence": _evidence(v)} for v in item.verdicts],
@@ -279,8 +313,14 @@ def _fault_label(params: dict[str, Any]) -> str:
     if isinstance(fault, dict):
         extra = {**{k: v for k, v in fault.items() if k not in ("kind", "type", "name")}, **extra}
         fault = fault.get("kind") or fault.get("type") or fault.get("name") or "fault"
-    rest = ", ".join(f"{k}={v}" for k, v in extra.items())
+    rest = param_text(extra)
     return f"{fault} ({rest})" if rest else str(fault)
+
+
+def _case_name(scenario: str) -> str:
+    """``test_fault_matrix.py::test_fault[ws-close-1011]`` -> ``ws-close-1011``: the case is the news."""
+    m = re.search(r"\[(.+)\]$", scenario)
+    return m.group(1) if m else scenario.rsplit("::", 1)[-1]
 
 
 def chaos_matrix(data: RunData) -> list[dict[str, Any]]:
@@ -297,6 +337,7 @@ def chaos_matrix(data: RunData) -> list[dict[str, Any]]:
         rows.append({
             "fault": label,
             "scenarios": [r.scenario for r in results],
+            "cases": [_case_name(r.scenario) for r in results],
             "layer": ", ".join(layers),
             "completeness": f"{min(samples['completeness']):.1%}" if samples.get("completeness") else "–",
             "lost": fmt(int(sum(samples["lost_words"]))) if samples.get("lost_words") else "–",

@@ -22,16 +22,16 @@ from harness.protocols.events import Ack, Closed, Final, Partial, Ready
 from harness.protocols.registry import get_codec
 
 SCRIPT = "we need to send the report to the client by friday please"
+pytestmark = pytest.mark.needs("session_api", "v1_frames", "scripted_engine", "delete")
+
 WORD_BYTES = 9_600  # 300 ms at 16 kHz s16le: one scripted word
 PARTIAL_WAIT_S = 1.5
 
 
 @pytest.fixture
 def backend(target, harness_options) -> Iterator[tuple[StreamTarget, httpx.Client, list[SessionInfo]]]:
-    """(target, HTTP client, sessions to delete afterwards). Skips a non-reference protocol before
-    the scenario starts (session creation and finalize are reference-protocol calls)."""
-    if target.protocol != "reference":
-        pytest.skip("the backend benchmarks speak the reference protocol")
+    """(target, HTTP client, sessions to delete afterwards). The benchmarks speak PROTOCOL.md v1
+    themselves (module marker ``needs``)."""
     tgt = StreamTarget(target.http_url, target.api_key)
     created: list[SessionInfo] = []
     with httpx.Client(trust_env=False) as http:

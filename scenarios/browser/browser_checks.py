@@ -41,6 +41,7 @@ def fill_history(history: History, browser: BrowserSession, protocol: str = "ref
     page become ``http`` records. Messages that do not decode are kept as notes, never dropped.
     """
     codec = get_codec(protocol)
+    offsets = "offsets" in codec.capabilities  # binary frames carry a byte-offset header
     history.records.clear()
     opens = _match_opens(browser, [e for e in sockets if e.kind == "open"])
     items: list[tuple[int, int, Any]] = [(s.opened_ns, 0, s) for s in browser.sockets]
@@ -68,7 +69,7 @@ def fill_history(history: History, browser: BrowserSession, protocol: str = "ref
             history.add("http", t_ns=t_ns, method=item.method, path=item.path, status=item.status,
                         latency_ms=item.latency_ms, error=None if item.status else "no answer")
         elif item.direction == "sent" and item.kind == "binary":
-            if protocol == "reference" and item.offset is not None:
+            if offsets and item.offset is not None:
                 history.add("audio_sent", t_ns=t_ns, offset=item.offset, length=item.size - HEADER_BYTES)
             else:
                 start = running.get(item.socket, 0)

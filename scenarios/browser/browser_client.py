@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from harness.browser import BrowserSession, LiveOptions, redact
+from harness.errors import UsageError
 from harness.safety import require_loopback
 
 CLIENT_ENV = "HARNESS_BROWSER_CLIENT"
@@ -26,7 +27,7 @@ SELECTOR_KEYS = ("start", "stop", "status", "chunks", "partial", "finals", "erro
 STATUS_KEYS = ("offline", "connecting", "connected", "reconnecting")
 
 
-class ClientConfigError(ValueError):
+class ClientConfigError(UsageError, ValueError):
     """The client config is missing a key or has a bad value; the message names file and key."""
 
 

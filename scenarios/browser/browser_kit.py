@@ -33,6 +33,7 @@ from harness.browser import BrowserSession, Chromium
 from harness.checks import integrity, recovery
 from harness.checks.verdict import Status, Verdict
 from harness.history import History
+from harness.protocols.registry import capabilities_of
 
 T = TypeVar("T")
 
@@ -111,7 +112,7 @@ def setup_ms(client: WebClient, t_start_ns: int, status: str) -> float | None:
 def audio_sent_bytes(run: BrowserRun) -> int:
     """One past the highest audio byte the page has sent so far."""
     frames = run.browser.audio_frames()
-    if run.client.config.protocol == "reference":
+    if "offsets" in capabilities_of(run.client.config.protocol):  # frames carry an offset header
         return max((f.offset + f.size - 8 for f in frames if f.offset is not None), default=0)
     return sum(f.size for f in frames)
 

@@ -21,6 +21,7 @@ SCRIPT = "alpha bravo charlie delta echo foxtrot golf hotel"
 HOW = {"kill-9": False, "sigterm": True}  # name -> graceful
 
 
+@pytest.mark.needs("embedded_server")  # the harness restarts the server; it cannot restart a --target
 @pytest.mark.catches("client-no-reconnect")
 @pytest.mark.parametrize("how", list(HOW))
 async def test_server_restart_mid_recording(how, scenario, chromium_for, client_config, own_server, manifest,

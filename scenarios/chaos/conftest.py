@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.faults.matrix import ChaosEnv, FaultCase, MatrixRunner
+from harness.faults.matrix import FaultCase
+from harness.faults.matrix_runner import ChaosEnv, MatrixRunner
 
 
 def _selected_cases(session: pytest.Session) -> list[FaultCase]:

@@ -19,7 +19,7 @@ from harness.drivers.asyncio_driver import AsyncSessionClient, AsyncStream, crea
 from harness.drivers.session import SessionOutcome, SessionPlan
 from harness.history import History
 from harness.protocols import SessionInfo, SessionParams, StreamTarget, get_codec
-from harness.protocols.events import Closed, Event, Ready
+from harness.protocols.events import Ack, Closed, Event, PipelineEvent, Ready
 
 SCRIPT = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima"
 WORD_MS = 300
@@ -133,26 +133,47 @@ async def connect(target: Any, session: SessionInfo, history: History, **kwargs:
 
 
 async def expect_ready(stream: AsyncStream, timeout: float = 5.0) -> Ready:
-    events = await stream.recv_until(lambda e: isinstance(e, (Ready, Closed)), timeout=timeout)
+    """The ready message; ScenarioTimeout "no ready within T s" when it does not come."""
+    events = await stream.recv_until(lambda e: isinstance(e, (Ready, Closed)), timeout=timeout,
+                                     symptom=lambda seen: "no ready")
     if not isinstance(events[-1], Ready):
         raise AssertionError(f"expected ready, got {[e.type for e in events]} (close: {events[-1]})")
     return events[-1]
 
 
-async def wait_acked(stream: AsyncStream, offset: int, timeout: float = 10.0) -> list[Event]:
-    """Read until an ack covers ``offset`` (or the stream closes)."""
+def acked_through(events: list[Event]) -> int:
+    """The highest ``received_offset`` acked among ``events`` (0 if none)."""
+    return max((e.received_offset for e in events if isinstance(e, Ack)), default=0)
+
+
+async def wait_acked(stream: AsyncStream, offset: int, timeout: float = 10.0, sent: int | None = None) -> list[Event]:
+    """Read until an ack covers ``offset`` (or the stream closes); ScenarioTimeout "no ack past
+    offset N of M" (N: the highest acked, M: ``offset``, or ``sent`` when given) otherwise."""
     return await stream.recv_until(
-        lambda e: (e.type == "ack" and e.received_offset >= offset) or isinstance(e, Closed),  # type: ignore[union-attr]
+        lambda e: (isinstance(e, Ack) and e.received_offset >= offset) or isinstance(e, Closed),
         timeout=timeout,
+        symptom=lambda seen: f"no ack past offset {acked_through(seen)} of {sent if sent is not None else offset}",
     )
 
 
-async def drain_to_close(stream: AsyncStream, timeout: float = PIPELINE_TIMEOUT_S) -> list[Event]:
-    """Every event until the server closes the stream; bounded by ``timeout``."""
+async def drain_to_close(stream: AsyncStream, timeout: float = PIPELINE_TIMEOUT_S,
+                         history: History | None = None) -> list[Event]:
+    """Every event until the server closes the stream; bounded by ``timeout``. A stream still open
+    then is noted in ``history`` (the checks that follow say what it means for them)."""
     try:
-        return await stream.recv_until(lambda e: isinstance(e, Closed), timeout=timeout)
-    except TimeoutError:
+        return await stream.recv_until(lambda e: isinstance(e, Closed), timeout=timeout,
+                                       symptom=lambda seen: "no close from the server")
+    except TimeoutError as exc:
+        if history is not None:
+            history.add("note", text=str(exc))
         return []
+
+
+async def wait_pipeline_event(stream: AsyncStream, timeout: float = PIPELINE_TIMEOUT_S) -> list[Event]:
+    """Read until the first pipeline event after finalize; ScenarioTimeout "no pipeline event after
+    finalize within T s" otherwise."""
+    return await stream.recv_until(lambda e: isinstance(e, PipelineEvent), timeout=timeout,
+                                   symptom=lambda seen: "no pipeline event after finalize")
 
 
 async def send_all(stream: AsyncStream, pcm: bytes, chunk: int = 3200, start: int = 0) -> None:

@@ -68,7 +68,7 @@ async def _stream_case(target, scenario, case: str, frame, errors, closes) -> No
     async with stream:
         await expect_ready(stream)
         await stream.send_raw(frame)
-        scenario.check(conformance.error_answer(case, await _answer(stream), errors, closes, who=f"session {session.session_id}"))
+        scenario.run_check(conformance.error_answer, case, await _answer(stream), errors, closes, who=f"session {session.session_id}")
         await stream.close()
 
 
@@ -120,10 +120,10 @@ async def _refused_stream(target, scenario, case: str, session, headers=None, cl
             events = await _answer(stream)
             if events and not isinstance(events[0], Closed):
                 events = [Error("protocol", f"{events[0].type} came before the refusal")] + events
-    scenario.check(conformance.error_answer(case, events, [], list(closes)))
+    scenario.run_check(conformance.error_answer, case, events, [], list(closes))
 
 
-@pytest.mark.reference_only
+@pytest.mark.needs("session_api", "v1_frames")
 async def test_bad_input_gets_documented_answers(scenario, target):
     for case, (frame, errors, closes) in STREAM_CASES.items():
         await _stream_case(target, scenario, case, frame, errors, closes)
@@ -140,11 +140,11 @@ async def test_bad_input_gets_documented_answers(scenario, target):
     await _refused_stream(target, scenario, "stream for an unknown session", replace(a, session_id="no-such-session", token=None),
                           closes=(4404,))
     wrong_key = await http(target, "GET", f"/v1/sessions/{a.session_id}", headers={"Authorization": "Bearer wrong"})
-    scenario.check(conformance.http_answer("GET with a wrong API key", wrong_key.status_code, [401]))
+    scenario.run_check(conformance.http_answer, "GET with a wrong API key", wrong_key.status_code, [401])
     unknown = await http(target, "GET", "/v1/sessions/no-such-session")
-    scenario.check(conformance.http_answer("GET an unknown session", unknown.status_code, [404]))
+    scenario.run_check(conformance.http_answer, "GET an unknown session", unknown.status_code, [404])
     bad_engine = await http(target, "POST", "/v1/sessions", json={"engine": "no-such-engine", "sample_rate": 16000})
-    scenario.check(conformance.http_answer("create with an unknown engine", bad_engine.status_code, [400], bad_engine.text))
+    scenario.run_check(conformance.http_answer, "create with an unknown engine", bad_engine.status_code, [400], bad_engine.text)
     for s in (a, b):
         await http(target, "DELETE", f"/v1/sessions/{s.session_id}")
 
@@ -152,7 +152,7 @@ async def test_bad_input_gets_documented_answers(scenario, target):
     clean = scenario.history(case="clean session afterwards", script=SCRIPT, expected_text=" ".join(expected_words(6)))
     outcome = await run_session(target, SessionPlan(pcm=scripted_pcm(6), params=scripted_params(), pace=0), clean)
     scenario.check(driver_verdict(outcome))
-    scenario.check(conformance.stream_lifecycle(clean))
+    scenario.run_check(conformance.stream_lifecycle, clean)
     for v in integrity.all_checks(clean):  # words, segments, replays, order, gaps
         scenario.check(v)
     scenario.verify()

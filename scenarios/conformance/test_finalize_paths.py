@@ -43,20 +43,20 @@ async def _planned(scenario, target, finalize: str):
     return h, outcome
 
 
-@pytest.mark.reference_only
+@pytest.mark.needs("session_api", "v1_frames", "scripted_engine", "http_finalize", "pipeline_events")
 @pytest.mark.catches("finalize-http-skips-pipeline")
 async def test_finalize_paths_are_equivalent(scenario, target):
     h_stream, out_stream = await _planned(scenario, target, "stream")
     h_http, out_http = await _planned(scenario, target, "http")
     for h, out in ((h_stream, out_stream), (h_http, out_http)):
-        scenario.check(lifecycle.pipeline_events(h))
+        scenario.run_check(lifecycle.pipeline_events, h)
         for v in integrity.all_checks(h):  # words, segments, replays, order, gaps
             scenario.check(v)
         scenario.check(driver_verdict(out))  # last: its "gave up" is a consequence, not the symptom
-    scenario.check(latency.finalize_latency(h_stream))
+    scenario.run_check(latency.finalize_latency, h_stream)
     body_stream = await wait_state(target, h_stream.session_id)
     body_http = await wait_state(target, h_http.session_id)
-    scenario.check(lifecycle.finalize_equivalence(body_http, body_stream))
+    scenario.run_check(lifecycle.finalize_equivalence, body_http, body_stream)
 
     # HTTP finalize while audio is still being sent: the pipeline runs once, as on the other paths.
     h_mid = scenario.history(finalize_path="http-while-streaming", script=SCRIPT)
@@ -75,9 +75,9 @@ async def test_finalize_paths_are_equivalent(scenario, target):
             h_mid.add("note", text=f"sending after finalize stopped: {type(exc).__name__}: {exc}")
         resp = await finalize
         await drain_to_close(stream)
-    scenario.check(conformance.http_answer("finalize while streaming", resp.status_code, [200, 202]))
-    scenario.check(lifecycle.pipeline_events(h_mid))
+    scenario.run_check(conformance.http_answer, "finalize while streaming", resp.status_code, [200, 202])
+    scenario.run_check(lifecycle.pipeline_events, h_mid)
     body_mid = await wait_state(target, session.session_id)
     # The audio after the finalize may or may not be in the transcript; the pipeline must be the same.
-    scenario.check(lifecycle.finalize_equivalence(body_mid, body_stream, compare_transcripts=False))
+    scenario.run_check(lifecycle.finalize_equivalence, body_mid, body_stream, compare_transcripts=False)
     scenario.verify()

@@ -32,7 +32,7 @@ SUPERSEDE_WAIT_S = 5.0
 BURST, BURST_FRAME = 20, 640  # the first 400 ms as 20 frames of 20 ms, sent together
 
 
-@pytest.mark.reference_only
+@pytest.mark.needs("session_api", "v1_frames", "scripted_engine")
 @pytest.mark.catches("duplicate-engine-race")
 async def test_first_frames_in_one_burst(scenario, target):
     h = scenario.history(script=SCRIPT, expected_text=" ".join(expected_words(WORDS)), race="one stream")
@@ -53,7 +53,7 @@ async def test_first_frames_in_one_burst(scenario, target):
     scenario.verify()
 
 
-@pytest.mark.reference_only
+@pytest.mark.needs("session_api", "v1_frames", "scripted_engine")
 async def test_two_connections_race_their_first_frame(scenario, target):
     h = scenario.history(script=SCRIPT, expected_text=" ".join(expected_words(WORDS)), race="two connections")
     session = await new_session(target, h)

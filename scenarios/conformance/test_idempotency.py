@@ -30,7 +30,7 @@ WORDS = 7
 HTTP_FINALIZES = 19
 
 
-@pytest.mark.reference_only
+@pytest.mark.needs("session_api", "v1_frames", "scripted_engine", "http_finalize", "pipeline_events")
 @pytest.mark.catches("finalize-not-idempotent")
 async def test_concurrent_finalizes_run_the_pipeline_once(scenario, target):
     h = scenario.history(script=SCRIPT, finalizes=HTTP_FINALIZES + 1)
@@ -51,6 +51,6 @@ async def test_concurrent_finalizes_run_the_pipeline_once(scenario, target):
             await asyncio.gather(*calls, stream.send_control("finalize"), return_exceptions=True)
             await drain_to_close(stream)
     body = await wait_pipeline_runs(target, session.session_id)
-    scenario.check(lifecycle.idempotency(body, h))
-    scenario.check(lifecycle.pipeline_events(h))
+    scenario.run_check(lifecycle.idempotency, body, h)
+    scenario.run_check(lifecycle.pipeline_events, h)
     scenario.verify()

@@ -43,8 +43,7 @@ def stall_server(target):
         yield server
 
 
-@pytest.mark.reference_only
-@pytest.mark.needs_test_hooks
+@pytest.mark.needs("session_api", "v1_frames", "scripted_engine", "embedded_server")
 @pytest.mark.catches("no-stall-detection")
 async def test_held_pipeline_is_marked_stalled(scenario, stall_server):
     target = ServerTarget(stall_server)
@@ -66,10 +65,10 @@ async def test_held_pipeline_is_marked_stalled(scenario, stall_server):
             if stall.transaction_status(resp.json(), session.session_id) == "stalled":
                 break
             await asyncio.sleep(0.25)
-        scenario.check(stall.stall_detected(snapshots, session.session_id, held_since, STALL_AFTER_S, GRACE_S))
+        scenario.run_check(stall.stall_detected, snapshots, session.session_id, held_since, STALL_AFTER_S, GRACE_S)
         release = await http(target, "POST", f"/debug/release/{session.session_id}", history=h)
-        scenario.check(conformance.http_answer("release a held pipeline", release.status_code, [200, 202, 204]))
+        scenario.run_check(conformance.http_answer, "release a held pipeline", release.status_code, [200, 202, 204])
         await drain_to_close(stream)
     body = await wait_state(target, session.session_id)
-    scenario.check(conformance.session_state(body, who=f"session {session.session_id} after release"))
+    scenario.run_check(conformance.session_state, body, who=f"session {session.session_id} after release")
     scenario.verify()

@@ -46,13 +46,12 @@ def hypothesis_settings(profile: str) -> settings:
 
 
 @pytest.mark.timeout(900)
+@pytest.mark.needs("session_api", "v1_frames", "offsets", "replay", "segment_ids", "scripted_engine", "http_finalize",
+                   "pipeline_events", "delete")
 @pytest.mark.catches("duplicate-engine-race", "no-resume", "final-lost-on-close", "finalize-not-idempotent",
                      "early-audio-dropped", "pipeline-event-missing", "zero-segment-crash",
                      "finalize-http-skips-pipeline")
 def test_stream_model(scenario, target, harness_options):
-    if target.protocol != "reference":
-        pytest.skip(f"the property suite speaks the reference protocol (offsets, resume, scripted engine); "
-                    f"the target speaks {target.protocol!r}")
     profile = harness_options.profile
     scenario.params.update(PROFILES[profile], budget_s=BUDGET_S[profile])
     with httpx.Client(trust_env=False) as http:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from harness.checks import chaos
 from harness.checks.verdict import Status
 from harness.faults import matrix
+from harness.faults.matrix_runner import CaseRun
+from harness.faults.schedule import Schedule
 from harness.history import History
 from harness.protocols.events import Final, Word
 
@@ -22,6 +25,13 @@ def test_ci_matrix_covers_the_required_faults():
     assert {d for c in cases for d in c.catches} == KNOWN_DEFECTS
     assert all(c.pace == 1.0 for c in cases)
     assert [c.id for c in cases if c.engine != "scripted"] == ["control-pocketsphinx"]
+
+
+def test_every_case_is_a_schedule_that_reads_back_from_its_data():
+    for case in matrix.cases("nightly"):
+        described = [s.describe() for s in case.steps]
+        assert Schedule.from_data(described).describe() == described, case.id
+        assert case.layer in {"none", "toxiproxy", "wsproxy", "process"}
 
 
 def test_nightly_matrix_repeats_with_seeds_long_fixture_and_pocketsphinx():
@@ -56,26 +66,26 @@ def _history_with_finals(latencies_ms: list[float], window: tuple[int, int]) -> 
 def test_latency_trust_passes_within_ten_percent_and_fails_outside():
     clean, faulted = [5.0] * 5, [305.0] * 6
     h = _history_with_finals(clean + faulted + clean, window=(1600, 3600))
-    good = matrix.latency_trust(h, 300)
+    good = chaos.latency_trust(h, 300)
     assert good.status is Status.PASS and good.metrics["added_latency_ms"] == [300.0]
-    bad = matrix.latency_trust(h, 200)
+    bad = chaos.latency_trust(h, 200)
     assert bad.status is Status.FAIL and "measured 300 ms" in bad.message
 
 
 def test_latency_trust_is_unknown_without_samples():
     h = _history_with_finals([5.0, 5.0], window=(0, 10))
-    assert matrix.latency_trust(h, 300).status is Status.UNKNOWN
+    assert chaos.latency_trust(h, 300).status is Status.UNKNOWN
 
 
 def test_silent_client_verdicts_name_the_symptom():
     case = next(c for c in matrix.cases("ci") if c.kind == "silent_client")
-    run = matrix.CaseRun(case, History(session_id="s"))
+    run = CaseRun(case, History(session_id="s"))
     run.extra = {"heartbeat_s": 1.0, "limit_ms": 4000.0, "observed_ms": 7000.0, "closed_ms": None,
                  "left_streaming_ms": None, "states": [(100.0, "streaming")], "pongs_withheld": 0,
                  "server_close_code": None}
-    dropped, state = matrix.silent_client_verdicts(run)
+    dropped, state = chaos.silent_client_verdicts(run)
     assert dropped.status is Status.FAIL and "the server never pinged" in dropped.message
     assert state.status is Status.FAIL and "'streaming'" in state.message
     run.extra.update(closed_ms=2100.0, left_streaming_ms=2200.0, states=[(100.0, "streaming"), (2200.0, "interrupted")],
                      pongs_withheld=2, server_close_code=1011)
-    assert all(v.status is Status.PASS for v in matrix.silent_client_verdicts(run))
+    assert all(v.status is Status.PASS for v in chaos.silent_client_verdicts(run))

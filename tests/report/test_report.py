@@ -33,7 +33,7 @@ def test_html_sections(broken):
     html = broken[1].html.read_text()
     for text in ("Service-level objectives", "Suites", "Latency", "Worst sessions", "Chaos matrix", "Load",
                  "Benchmarks", "Browser", "Defects caught", "Environment", "test_duplicate_engine_race",
-                 "doubled &#39;the&#39;", "reset_peer", "latency (latency_ms=1000)", "steady 20 users",
+                 "doubled &#39;the&#39;", "reset_peer", "latency (latency 1,000 ms)", "steady 20 users",
                  "test_codec_decode_final", "duplicate-engine-race", "client-no-reconnect"):
         assert text in html, text
     assert 'class="banner fail"' in html
@@ -140,7 +140,7 @@ def test_chaos_rows_name_fault_and_params(tmp_path):
     rows = chaos_matrix(RunData(run.path))
     assert len(rows) == 1
     row = rows[0]
-    assert row["fault"] == "latency (latency_ms=800)" and row["layer"] == "toxiproxy"
+    assert row["fault"] == "latency (latency 800 ms)" and row["layer"] == "toxiproxy"
     assert (row["lost"], row["completeness"], row["recovery"], row["status"]) == ("4", "90.0%", "210 / 300", "fail")
 
 

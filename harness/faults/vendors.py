@@ -1,0 +1,173 @@
+"""What the vendors' wires look like to the fault proxy: which messages are results, finals,
+finalize requests and audio, and what each vendor sends when it fails.
+
+This is data about public wire protocols (Deepgram live, AssemblyAI Universal Streaming v3,
+Speechmatics real-time v2, OpenAI Realtime transcription, and the reference v1 stream), so that
+one rule works on every protocol: "drop the 2nd final" drops a Deepgram ``Results`` with
+``is_final``, an AssemblyAI ``Turn`` with ``end_of_turn``, a Speechmatics ``AddTranscript``, an
+OpenAI ``...input_audio_transcription.completed`` or a reference ``final``. No protocol names
+appear in rules or checks: they ask ``is_final(obj)``.
+
+The presets are what each vendor documents for its failures: the text frame it sends (if any),
+then the close code and reason; and the HTTP answer of a refused handshake.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+# The stream endpoint of each protocol on the reference server (``harness serve --faults`` prints
+# one proxy URL per protocol; the vendors' own paths, so an SDK's base URL is all that changes).
+VENDOR_PATHS: dict[str, str] = {
+    "reference": "/v1/stream",
+    "deepgram": "/v1/listen",
+    "openai": "/v1/realtime",
+    "assemblyai": "/v3/ws",
+    "speechmatics": "/v2",
+}
+
+# --- reading messages ---------------------------------------------------------------------------
+OPENAI_FINAL = "conversation.item.input_audio_transcription.completed"
+OPENAI_PARTIAL = "conversation.item.input_audio_transcription.delta"
+OPENAI_APPEND = "input_audio_buffer.append"
+
+
+def message_kind(obj: Any) -> str | None:
+    """A JSON message's name: its ``type``, or Speechmatics' ``message`` (``AddTranscript`` …)."""
+    if not isinstance(obj, dict):
+        return None
+    if isinstance(obj.get("type"), str):
+        return obj["type"]
+    name = obj.get("message")
+    if isinstance(name, str) and name.isidentifier():
+        return name
+    return None
+
+
+def is_final(obj: dict[str, Any] | None) -> bool:
+    """A final (immutable) result of any of the protocols."""
+    kind = message_kind(obj)
+    if kind is None:
+        return False
+    assert obj is not None
+    return ((kind == "Results" and obj.get("is_final") is True)
+            or (kind == "Turn" and obj.get("end_of_turn") is True)
+            or kind in ("AddTranscript", OPENAI_FINAL, "final"))
+
+
+def is_result(obj: dict[str, Any] | None) -> bool:
+    """Any transcript result, interim or final."""
+    kind = message_kind(obj)
+    return kind in ("Results", "Turn", "AddTranscript", "AddPartialTranscript", OPENAI_FINAL, OPENAI_PARTIAL,
+                    "final", "partial")
+
+
+FINALIZE_KINDS = frozenset({"finalize", "Finalize", "CloseStream", "Terminate", "ForceEndpoint", "EndOfStream",
+                            "input_audio_buffer.commit"})
+
+
+def is_finalize(obj: dict[str, Any] | None) -> bool:
+    """A client's request to flush or end the audio, in any of the protocols."""
+    return message_kind(obj) in FINALIZE_KINDS
+
+
+def audio_bytes(data: str | bytes, obj: dict[str, Any] | None) -> int:
+    """Audio bytes a client message carries: a binary frame's length, or OpenAI's base64 ``audio``."""
+    if isinstance(data, bytes):
+        return len(data)
+    if message_kind(obj) == OPENAI_APPEND and isinstance(obj, dict) and isinstance(obj.get("audio"), str):
+        try:
+            return len(base64.b64decode(obj["audio"], validate=False))
+        except ValueError:
+            return 0
+    return 0
+
+
+# --- what vendors send when they fail ----------------------------------------------------------
+@dataclass(frozen=True)
+class ErrorPreset:
+    """Accept, then (optionally) a text frame, then close ``code`` with ``reason``."""
+
+    vendor: str
+    code: int
+    reason: str
+    message: dict[str, Any] | None = None
+    doc: str = ""
+
+    def frames(self) -> list[str]:
+        return [] if self.message is None else [json.dumps(self.message, separators=(",", ":"))]
+
+
+_SPEECHMATICS_QUOTA = "Concurrent session quota exceeded"
+_SPEECHMATICS_IDLE = "Session idle for too long"
+ERROR_PRESETS: dict[str, ErrorPreset] = {
+    "deepgram-net-0000": ErrorPreset(
+        "deepgram", 1011, "NET-0000: The service has not transmitted a Text frame to the client within the timeout "
+        "window.", None, "Deepgram's internal error: close 1011, the payload in the close frame only"),
+    "deepgram-net-0001": ErrorPreset(
+        "deepgram", 1011, "NET-0001: The service has not received a Binary or Text frame from the client within the "
+        "timeout window.", None, "Deepgram's client timeout (no audio, no KeepAlive for 10 s)"),
+    "assemblyai-3005": ErrorPreset(
+        "assemblyai", 3005, "Session Cancelled: An error occurred",
+        {"type": "Error", "error_code": 3005, "error": "Session Cancelled: An error occurred"},
+        "AssemblyAI v3's unknown server error: an Error frame, then close 3005"),
+    "assemblyai-4029": ErrorPreset(
+        "assemblyai", 4029, "Client sent audio too fast",
+        {"type": "Error", "error_code": 4029, "error": "Client sent audio too fast"},
+        "AssemblyAI's rate limit on audio faster than real time"),
+    "speechmatics-quota-exceeded": ErrorPreset(
+        "speechmatics", 1008, "quota_exceeded",
+        {"message": "Error", "type": "quota_exceeded", "reason": _SPEECHMATICS_QUOTA},
+        "Speechmatics' Error message with type quota_exceeded, then close 1008"),
+    "speechmatics-idle-timeout": ErrorPreset(
+        "speechmatics", 1008, "idle_timeout",
+        {"message": "Error", "type": "idle_timeout", "reason": _SPEECHMATICS_IDLE},
+        "Speechmatics' Error message with type idle_timeout, then close 1008"),
+    "openai-server-error": ErrorPreset(
+        "openai", 1011, "server_error",
+        {"type": "error", "event_id": "event_fault_proxy",
+         "error": {"type": "server_error", "code": None, "param": None, "event_id": None,
+                   "message": "The server had an error while processing your request."}},
+        "OpenAI Realtime's error event of type server_error, then close 1011"),
+}
+
+
+@dataclass(frozen=True)
+class RefusalPreset:
+    """A refused handshake: ``status``, the vendor's body and headers (``Retry-After`` …)."""
+
+    vendor: str
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _dg(status: int, code: str, msg: str, **headers: str) -> RefusalPreset:
+    return RefusalPreset("deepgram", status, {"err_code": code, "err_msg": msg, "request_id": "fault-proxy"},
+                         {"dg-error": msg, **headers})
+
+
+REFUSAL_PRESETS: dict[str, RefusalPreset] = {
+    "deepgram-401": _dg(401, "INVALID_AUTH", "Invalid credentials."),
+    "deepgram-429": _dg(429, "TOO_MANY_REQUESTS", "Too many requests. Please try again later.", **{"Retry-After": "2"}),
+    "deepgram-503": _dg(503, "SERVICE_UNAVAILABLE", "The service is temporarily unavailable.", **{"Retry-After": "1"}),
+    "assemblyai-401": RefusalPreset("assemblyai", 401, {"error": "Unauthorized Connection: Missing Authorization header"}),
+    "assemblyai-429": RefusalPreset("assemblyai", 429, {"error": "Too many concurrent sessions"}, {"Retry-After": "2"}),
+    "speechmatics-401": RefusalPreset("speechmatics", 401, {"message": "Error", "type": "not_authorised",
+                                                            "reason": "Invalid API key"}),
+    "speechmatics-429": RefusalPreset("speechmatics", 429, {"message": "Error", "type": "quota_exceeded",
+                                                            "reason": _SPEECHMATICS_QUOTA}, {"Retry-After": "2"}),
+    "openai-401": RefusalPreset("openai", 401, {"error": {"type": "invalid_request_error", "code": "invalid_api_key",
+                                                          "message": "Incorrect API key provided.", "param": None}}),
+    "openai-429": RefusalPreset("openai", 429, {"error": {"type": "rate_limit_exceeded", "code": "rate_limit_exceeded",
+                                                          "message": "Rate limit reached.", "param": None}},
+                                {"Retry-After": "2"}),
+    "http-503": RefusalPreset("any", 503, {"error": "service unavailable"}, {"Retry-After": "1"}),
+}
+
+
+__all__ = ["VENDOR_PATHS", "ERROR_PRESETS", "ErrorPreset", "REFUSAL_PRESETS", "RefusalPreset", "audio_bytes", "is_final",
+           "is_finalize", "is_result", "message_kind"]

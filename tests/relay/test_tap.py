@@ -1,0 +1,99 @@
+"""The recording proxy: what a relay sent to the vendor and what came back, as a VendorLeg.
+
+The upstream is a tiny vendor double (websockets): it answers each text message ``{"type":
+"KeepAlive"}`` with nothing, ``{"type": "CloseStream"}`` with a final ``Results`` and a close
+1000, and closes 1011 when it gets ``{"type": "die"}``; a refusing double answers 429."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import serve
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from harness.relay.tap import RecordingProxy, protocol_of, tag_of
+
+
+async def _vendor_double(ws) -> None:
+    async for msg in ws:
+        if isinstance(msg, str):
+            kind = json.loads(msg).get("type")
+            if kind == "CloseStream":
+                await ws.send(json.dumps({"type": "Results", "is_final": True,
+                                          "channel": {"alternatives": [{"transcript": "alpha bravo"}]}}))
+                await ws.close(1000)
+            elif kind == "die":
+                await ws.close(1011, "NET-0000")
+
+
+@pytest.fixture
+async def vendor():
+    async with serve(_vendor_double, "127.0.0.1", 0) as server:
+        yield f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+def test_tag_and_protocol_come_from_the_path():
+    assert tag_of("/v1/listen?model=x&tag=relay-1") == "relay-1" and tag_of("/v1/listen") is None
+    assert protocol_of("/v1/listen?tag=a") == "deepgram" and protocol_of("/v3/ws") == "assemblyai"
+
+
+async def test_a_connection_is_recorded_with_audio_controls_results_and_close(vendor):
+    async with RecordingProxy(vendor) as proxy:
+        async with connect(f"{proxy.ws_url}/v1/listen?tag=s-1") as ws:
+            for _ in range(3):
+                await ws.send(bytes(3200))
+                await asyncio.sleep(0.02)
+            await ws.send(json.dumps({"type": "KeepAlive"}))
+            await ws.send(json.dumps({"type": "CloseStream"}))
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    await ws.recv()
+        await asyncio.sleep(0.1)
+        leg = proxy.vendor_leg()
+    (c,) = leg.connections
+    assert c.tag == "s-1" and c.protocol == "deepgram" and c.accepted
+    assert c.audio.total_bytes == 9600 and c.audio.total_frames == 3 and len(c.audio.frames) == 3
+    assert 15 * 10**6 <= c.audio.max_gap_ns  # frames 20 ms apart
+    assert [name for _, name in c.controls] == ["KeepAlive", "CloseStream"]
+    assert c.final_texts() == ["alpha bravo"]
+    assert c.close_code == 1000 and c.closed_by == "server" and c.closed_ns >= c.opened_ns
+
+
+async def test_a_vendor_close_and_a_refused_handshake_are_recorded(vendor):
+    async with RecordingProxy(vendor) as proxy:
+        async with connect(f"{proxy.ws_url}/v1/listen?tag=s-2") as ws:
+            await ws.send(json.dumps({"type": "die"}))
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+        await asyncio.sleep(0.1)
+        (c,) = proxy.vendor_leg().connections
+    assert (c.close_code, c.close_reason, c.closed_by) == (1011, "NET-0000", "server")
+
+    async def refuse(connection, request):
+        return connection.respond(429, "Too Many Requests\n")
+
+    async with serve(_vendor_double, "127.0.0.1", 0, process_request=refuse) as server:
+        async with RecordingProxy(f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}") as proxy:
+            with pytest.raises(InvalidStatus):
+                await connect(f"{proxy.ws_url}/v1/listen?tag=s-3")
+            (c,) = proxy.vendor_leg().connections
+    assert c.handshake_status == 429 and not c.accepted and c.tag == "s-3"
+
+
+async def test_refused_handshakes_answer_the_status_with_retry_after(vendor):
+    async with RecordingProxy(vendor) as proxy:
+        proxy.refuse_next(2, 429, retry_after_s=1)
+        for _ in range(2):
+            with pytest.raises(InvalidStatus) as err:
+                await connect(f"{proxy.ws_url}/v1/listen?tag=s-4")
+            assert err.value.response.status_code == 429 and err.value.response.headers["Retry-After"] == "1"
+        async with connect(f"{proxy.ws_url}/v1/listen?tag=s-4"):
+            pass
+        await asyncio.sleep(0.1)
+        statuses = [c.handshake_status for c in proxy.vendor_leg().connections]
+    assert statuses == [429, 429, 101]
+    with pytest.raises(ValueError, match="HTTP error status"):
+        proxy.refuse_next(1, 200)
