@@ -12,12 +12,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
 from .config import ServerConfig
-from .deepgram import serve_listen
 from .http_api import build_router, error_response
 from .pages import mount_pages
 from .sessions import SessionError
-from .state import ServerState
+from .server_parts import ServerState
 from .stream import serve_stream
+from .wire import VENDOR_ROUTES
+from .wire.adapter import Adapter
+from .wire.connection import serve_vendor
 
 
 def create_app(config: ServerConfig, state: ServerState | None = None) -> FastAPI:
@@ -57,8 +59,14 @@ def create_app(config: ServerConfig, state: ServerState | None = None) -> FastAP
     async def stream(ws: WebSocket) -> None:
         await serve_stream(ws, state.manager, state.stats)
 
-    @app.websocket("/v1/listen")
-    async def listen(ws: WebSocket) -> None:
-        await serve_listen(ws, state.manager, state.stats)
+    for path, adapter in VENDOR_ROUTES.items():
+        app.add_api_websocket_route(path, _vendor_endpoint(state, adapter))
 
     return app
+
+
+def _vendor_endpoint(state: ServerState, adapter: type[Adapter]):  # noqa: ANN202 - a route function
+    async def endpoint(ws: WebSocket) -> None:
+        await serve_vendor(ws, state, adapter)
+
+    return endpoint

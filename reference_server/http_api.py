@@ -7,6 +7,7 @@ session's ``GET``. Errors are JSON: ``{"error": code, "message": ..., "field": .
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -14,9 +15,9 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .pipeline.runner import RESULT_KEYS, STEP_NAMES
-from .runtime import SessionRuntime
+from .session_runtime import SessionRuntime
 from .sessions import SessionError
-from .state import ServerState
+from .server_parts import ServerState
 from .stream import bearer
 from .timefmt import iso
 
@@ -150,6 +151,15 @@ def build_router(state: ServerState) -> APIRouter:
             "sessions": [runtime_summary(rt) for rt in manager.runtimes.values()],
             "transactions": state.tracker.list(),
         }
+
+    @router.get("/debug/connections")
+    async def connections(request: Request, tag: str | None = None, session: str | None = None,
+                          protocol: str | None = None) -> dict[str, Any]:
+        """What each vendor connection did (wire/records.py): the vendor's side of a relay."""
+        require_key(request)
+        records = state.connections.list(tag=tag, session=session, protocol=protocol)
+        return {"clock": "monotonic_ns", "now_ns": time.monotonic_ns(), "now_wall": time.time(),
+                "connections": [r.to_json() for r in records]}
 
     @router.post("/debug/release/{session_id}")
     async def release(session_id: str, request: Request) -> dict[str, Any]:

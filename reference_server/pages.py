@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .http_api import create_and_answer
 from .sessions import SessionError
-from .state import ServerState
+from .server_parts import ServerState
 
 STATIC_DIR = Path(__file__).parent / "static"
 

@@ -19,7 +19,7 @@ import uvicorn
 
 from .app import create_app
 from .config import ServerConfig
-from .state import ServerState
+from .server_parts import ServerState
 
 
 class ReferenceUvicorn(uvicorn.Server):

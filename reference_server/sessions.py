@@ -21,8 +21,8 @@ from typing import Any
 from .config import ServerConfig
 from .engines import BYTES_PER_MS, ENGINES, EngineConfig, FinalResult, create_engine
 from .framing import take
-from .runtime import Chunk, SessionRuntime, StreamSink
-from .states import (
+from .session_runtime import Chunk, SessionRuntime, StreamSink
+from .session_states import (
     COMPLETED,
     CREATED,
     ENDED,

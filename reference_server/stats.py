@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from .timefmt import iso
@@ -61,6 +61,20 @@ class Stats:
         self.final_hist = Histogram(
             "reference_final_latency_seconds", "Audio received to its final sent",
             registry=self.registry, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        # per wire protocol (deepgram, openai-realtime, assemblyai, speechmatics): what each vendor
+        # endpoint was asked for
+        self.protocol_connections = Counter(
+            "reference_protocol_connections", "Connections to a vendor endpoint, by protocol", ["protocol"],
+            registry=self.registry)
+        self.protocol_audio_bytes = Counter(
+            "reference_protocol_audio_bytes", "Audio bytes received on vendor endpoints (as sent), by protocol",
+            ["protocol"], registry=self.registry)
+
+    def protocol_connection(self, protocol: str) -> None:
+        self.protocol_connections.labels(protocol=protocol).inc()
+
+    def protocol_audio(self, protocol: str, n_bytes: int) -> None:
+        self.protocol_audio_bytes.labels(protocol=protocol).inc(n_bytes)
 
     @property
     def uptime_s(self) -> int:

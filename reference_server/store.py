@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .states import ENDED, INTERRUPTED, STREAMING
+from .session_states import ENDED, INTERRUPTED, STREAMING
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (

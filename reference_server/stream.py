@@ -17,9 +17,9 @@ from typing import Any
 from starlette.websockets import WebSocket
 
 from .framing import FrameError, parse_frame
-from .runtime import SessionRuntime
+from .session_runtime import SessionRuntime
 from .sessions import SessionManager
-from .states import FINALIZED
+from .session_states import FINALIZED
 from .stats import Stats
 
 log = logging.getLogger("reference_server.stream")

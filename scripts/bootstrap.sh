@@ -10,16 +10,16 @@ missing=()
 
 say() { printf 'bootstrap: %s\n' "$*"; }
 
-# --- Python: .venv with the package and its dev extras ---------------------------------
+# --- Python: .venv with the package, its dev extras and the vendor SDKs (tests/server) ---------------------------------
 if [ ! -x "$VENV/bin/python" ]; then
   say "creating $VENV"
   python3 -m venv "$VENV"
 fi
 stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-  say "installing the package into $VENV (pip install -e .[dev])"
+  say "installing the package into $VENV (pip install -e .[dev,vendors])"
   "$VENV/bin/pip" install --quiet --upgrade pip
-  "$VENV/bin/pip" install --quiet -e ".[dev]"
+  "$VENV/bin/pip" install --quiet -e ".[dev,vendors]"
   rm -f "$VENV"/.installed-*
   touch "$stamp"
 fi

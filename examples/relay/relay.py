@@ -15,6 +15,8 @@ to Deepgram (``DEEPGRAM_URL``, the reference server's ``/v1/listen`` in the rela
   idle connection with 1011 ``NET-0001`` after 10 s);
 - a vendor drop (any close the relay did not ask for) is reconnected with bounded backoff; when
   every attempt fails the client is closed 1011 with a reason that says so;
+- a stalled vendor (audio going in, no result coming back for ``--result-timeout-s``) is closed
+  (4000) and reconnected like a drop;
 - the client's ``CloseStream`` sends ``CloseStream`` to the vendor, forwards the last results,
   then ``Metadata``, then closes 1000;
 - ``GET /health``: open client sessions and vendor connections, as integers.
@@ -84,6 +86,7 @@ class Config:
     api_key: str
     defects: frozenset[str] = frozenset()
     keepalive_s: float = 3.0
+    result_timeout_s: float = 3.0
     max_reconnects: int = 5
     backoff_base_s: float = 0.2
     backoff_cap_s: float = 3.0
@@ -130,6 +133,8 @@ class Session:
         self.held: deque[bytes] = deque()  # audio waiting for the vendor connection
         self.held_bytes = 0
         self.last_vendor_send = time.monotonic()
+        self.last_audio_send = 0.0  # when audio last went to the vendor (keepalives do not count)
+        self.last_result = time.monotonic()  # when the vendor last sent a result (or the connection opened)
         self.closing = False  # CloseStream sent to the vendor: its close is expected
         self.vendor_failed: str | None = None  # no vendor any more (defect, or every reconnect failed)
         self.done = asyncio.Event()
@@ -142,6 +147,7 @@ class Session:
     # --- the client side -----------------------------------------------------------------
     async def run(self) -> None:
         self._spawn(self._keepalive_loop())
+        self._spawn(self._stall_watch())
         if self.cfg.has("relay-burst-gaps"):
             self._spawn(self._burst_loop())
         try:
@@ -195,7 +201,7 @@ class Session:
             return
         try:
             await self.vendor.send(pcm)
-            self.last_vendor_send = time.monotonic()
+            self.last_vendor_send = self.last_audio_send = time.monotonic()
         except ConnectionClosed:
             self._hold(pcm)  # the vendor reader sees the close and reconnects; this audio goes first
 
@@ -256,6 +262,7 @@ class Session:
                             status or exc, attempt, delay)
                 await asyncio.sleep(delay)
         self.vendor = ws
+        self.last_result = time.monotonic()
         self.vendors.add(ws)
         self.relay.counters.vendor_connections += 1
         self.relay.counters.vendor_connects_total += 1
@@ -276,7 +283,7 @@ class Session:
                     return  # kept: the reconnect sends it
                 self.held.popleft()
                 self.held_bytes -= len(pcm)
-                self.last_vendor_send = time.monotonic()
+                self.last_vendor_send = self.last_audio_send = time.monotonic()
         finally:
             self.flushing = False
 
@@ -320,6 +327,8 @@ class Session:
             return
         if message.get("type") == "Metadata":
             return  # the relay sends its own, with its session id, when the client's stream ends
+        if message.get("type") == "Results":
+            self.last_result = time.monotonic()
         if isinstance(message.get("metadata"), dict):
             message["metadata"]["request_id"] = self.id  # the client knows the relay's session, not the vendor's
         if self.cfg.has("relay-unbounded-accumulator"):
@@ -351,6 +360,22 @@ class Session:
             if self.vendor is not None and not self.closing and \
                     time.monotonic() - self.last_vendor_send >= self.cfg.keepalive_s:
                 await self._to_vendor(json.dumps({"type": "KeepAlive"}))
+
+    async def _stall_watch(self) -> None:
+        """Audio is going in and nothing has come back for result_timeout_s: the vendor stalled
+        (the socket is open, the results stopped). Close it; the reader reconnects."""
+        while True:
+            await asyncio.sleep(0.25)
+            now = time.monotonic()
+            ws = self.vendor
+            if ws is None or self.closing or now - self.last_audio_send > 1.0:
+                continue  # no vendor, or the client is silent: no result is owed
+            if now - self.last_result > self.cfg.result_timeout_s:
+                log.warning("session %s: vendor stalled: no result for %.1f s while streaming", self.id,
+                            now - self.last_result)
+                self.last_result = now
+                with contextlib.suppress(Exception):
+                    await ws.close(4000, f"stalled: no result for {self.cfg.result_timeout_s:g} s")
 
     async def _burst_loop(self) -> None:
         """relay-burst-gaps: after each send and clear, new audio waits for the next tick."""
@@ -452,6 +477,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
                    help="the key clients must present (default: $RELAY_API_KEY)")
     p.add_argument("--keepalive-s", type=float, default=3.0,
                    help="send KeepAlive after this long with nothing sent to the vendor")
+    p.add_argument("--result-timeout-s", type=float, default=3.0,
+                   help="a vendor that sends no result for this long while audio goes in has stalled: reconnect")
     p.add_argument("--max-reconnects", type=int, default=5)
     p.add_argument("--defect", action="append", default=[], metavar="NAME",
                    help=f"switch on a planted defect (repeatable): {', '.join(DEFECTS)}")
@@ -465,12 +492,15 @@ def parse_args(argv: list[str] | None = None) -> Config:
         p.error("no client key: give --api-key or set RELAY_API_KEY (clients send Authorization: Token <key>)")
     if not args.keepalive_s > 0:
         p.error(f"--keepalive-s must be > 0, got {args.keepalive_s}")
+    if not args.result_timeout_s > 0:
+        p.error(f"--result-timeout-s must be > 0, got {args.result_timeout_s}")
     try:
         url = vendor_listen_url(args.deepgram_url)
     except ValueError as exc:
         p.error(str(exc))
     return Config(port=args.port, host=args.host, vendor_url=url, vendor_key=args.deepgram_api_key,
                   api_key=args.api_key, defects=frozenset(args.defect), keepalive_s=args.keepalive_s,
+                  result_timeout_s=args.result_timeout_s,
                   max_reconnects=args.max_reconnects)
 
 

@@ -141,15 +141,18 @@ def audio_delivered(history: History, conns: Sequence[VendorConnection]) -> Verd
     return verdict(name, Status.PASS, f"{who}: all {sent} bytes reached the vendor", metrics)
 
 
-def relayed_transcript(history: History, conns: Sequence[VendorConnection]) -> Verdict:
+def relayed_transcript(history: History, conns: Sequence[VendorConnection],
+                       faults: Sequence[FaultWindow] = ()) -> Verdict:
     """The client got exactly the final words the vendor sent, in order, across every vendor
     connection of the session: a lost or doubled word here is the relay's (a result not
-    forwarded, or forwarded twice after a reconnect)."""
+    forwarded, or forwarded twice after a reconnect). Results sent inside a fault window (a
+    stall swallowed them before the relay could see them) are the fault's loss, not expected."""
     name, who = "relay.relayed_transcript", session_label(history)
     accepted = [c for c in conns if c.accepted]
     if not accepted:
         return _no_connection(name, history)
-    expected = [w for c in accepted for text in c.final_texts() for w in _text.words(text)]
+    expected = [w for c in accepted for t, is_final, text in c.results
+                if is_final and text and not any(f.contains(t) for f in faults) for w in _text.words(text)]
     got = [w.word for w in transcript_words(history)]
     metrics = {"vendor_final_words": len(expected), "client_words": len(got)}
     if got != expected:
@@ -215,8 +218,9 @@ def keepalive_in_silence(history: History, conns: Sequence[VendorConnection], si
 # --- vendor faults --------------------------------------------------------------------------------
 def fault_recovery(history: History, conns: Sequence[VendorConnection], fault: FaultWindow, script: str,
                    reconnect_within_s: float = 5.0, word_ms: int = 300, in_flight_ms: float = 300.0) -> Verdict:
-    """After the vendor dropped the connection (the fault), the relay reconnected within
-    ``reconnect_within_s`` and went on streaming. The audio lost may be at most what the client
+    """After the fault (the vendor closed or cut the connection, or stalled so that the relay
+    closed it), the relay had a new vendor connection within ``reconnect_within_s`` of the
+    fault's start and went on streaming. The audio lost may be at most what the client
     sent in the fault window: from ``in_flight_ms`` before the fault (frames on their way when the
     connection died) to the first audio on the new connection. The words lost against a clean
     run of the same audio are measured and reported, not hidden."""
@@ -244,7 +248,7 @@ def fault_recovery(history: History, conns: Sequence[VendorConnection], fault: F
                        f"not reconnected: {sent_after / BYTES_PER_S:.1f} s of the client's audio after the drop never "
                        f"reached the vendor; the client got {got} of {clean} words", metrics)
     nxt = after[0]
-    delay_s = (nxt.opened_ns - dropped.closed_ns) / 1e9
+    delay_s = (nxt.opened_ns - min(fault.start_ns, dropped.closed_ns)) / 1e9
     received = sum(c.audio.total_bytes for c in accepted)
     resumed = nxt.audio.first_ns if nxt.audio.first_ns is not None else nxt.opened_ns
     in_outage = sum(n for t, n in client if fault.start_ns - in_flight_ms * MS <= t <= resumed)
@@ -253,7 +257,7 @@ def fault_recovery(history: History, conns: Sequence[VendorConnection], fault: F
                    lost_ms=round(lost / BYTES_PER_S * 1000, 1), outage_bytes=in_outage)
     problems = []
     if delay_s > reconnect_within_s:
-        problems.append(f"reconnected only after {delay_s:.1f} s (bound {reconnect_within_s:g} s)")
+        problems.append(f"reconnected only {delay_s:.1f} s after the fault (bound {reconnect_within_s:g} s)")
     if lost > in_outage:
         problems.append(f"{lost} bytes lost, more than the {in_outage} the client sent during the outage: audio "
                         "lost outside the fault window")
@@ -262,7 +266,7 @@ def fault_recovery(history: History, conns: Sequence[VendorConnection], fault: F
     if problems:
         return verdict(name, Status.FAIL, f"{who}: after {dropped.conn_id} dropped ({dropped.close_code}): "
                        + "; ".join(problems), metrics)
-    return verdict(name, Status.PASS, f"{who}: reconnected {delay_s * 1000:.0f} ms after the drop, "
+    return verdict(name, Status.PASS, f"{who}: reconnected {delay_s * 1000:.0f} ms after the fault, "
                    f"{lost / BYTES_PER_S * 1000:.0f} ms of audio lost in the fault window, "
                    f"{max(0, clean - got)} of {clean} words lost against a clean run", metrics)
 

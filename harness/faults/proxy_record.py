@@ -18,7 +18,9 @@ from harness.faults import vendors
 from harness.history import FaultWindow
 from harness.vendorleg import VendorConnection, VendorLeg
 
-PROTOCOL_OF_PATH = {path: name for name, path in vendors.VENDOR_PATHS.items()}
+# The protocol names the reference server's vendor-leg record uses, by stream path.
+PROTOCOL_OF_PATH = {"/v1/stream": "reference", "/v1/listen": "deepgram", "/v1/realtime": "openai-realtime",
+                    "/v3/ws": "assemblyai", "/v2": "speechmatics"}
 
 MAX_FAULTS_PER_CONNECTION = 256  # a rule fires once per step; this only stops a runaway schedule
 

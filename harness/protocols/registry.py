@@ -37,6 +37,7 @@ ENTRY_POINT_GROUP = "transcription_harness.codecs"
 BUILTIN: dict[str, str] = {
     "reference": "harness.protocols.reference:ReferenceCodec",
     "deepgram": "harness.protocols.deepgram:DeepgramCodec",
+    "assemblyai": "harness.protocols.assemblyai:AssemblyAICodec",
 }
 METHODS = ("create_session_request", "parse_session_created", "local_session", "connect_request", "encode_audio",
            "encode_control", "decode", "closed", "close_events", "finalize_request", "get_session_request")

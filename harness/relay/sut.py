@@ -41,7 +41,8 @@ PLACEHOLDERS = ("port", "deepgram_url", "openai_url", "assemblyai_url", "speechm
 EXAMPLE_RELAY = Path(__file__).resolve().parent.parent.parent / "examples" / "relay"
 # The example relay as the default system under test, so the suite has something to run in CI.
 DEFAULT_SUT = (f"{shlex.quote(sys.executable)} {shlex.quote(str(EXAMPLE_RELAY))} --port {{port}} "
-               "--deepgram-url {deepgram_url} --deepgram-api-key {vendor_key} --api-key {api_key} {defects}")
+               "--deepgram-url={deepgram_url} --deepgram-api-key={vendor_key} --api-key={api_key} {defects}")
+# (--flag=value: a generated key may start with "-", which a parser would take for a flag)
 DEFAULT_READY_PATH = "/health"
 
 

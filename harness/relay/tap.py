@@ -14,6 +14,7 @@ Times are ``time.monotonic_ns()`` at the proxy, the moment a message arrives fro
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
@@ -91,10 +92,19 @@ class RecordingProxy(WsFaultProxy):
     async def _handler(self, connection: ServerConnection) -> None:
         conn = self._new(connection.request.path if connection.request else "", 101)
         self._by_client[id(connection)] = conn
+        # The connection ends when either side's socket is closed, as the service sees it (it may
+        # reconnect at once), not when the proxy has finished relaying the close to the other side.
+        pending = self._pending.get(id(connection))  # (upstream, the proxy's own record, steps)
+        upstream = pending[0] if isinstance(pending, tuple) else pending
+        watchers = [asyncio.ensure_future(c.wait_closed()) for c in (connection, upstream) if c is not None]
+        first_close = asyncio.ensure_future(asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED))
+        first_close.add_done_callback(lambda _: _closed_now(conn))
         try:
             await super()._handler(connection)
         finally:
-            conn.closed_ns = time.monotonic_ns()
+            for w in watchers:
+                w.cancel()
+            _closed_now(conn)
             link = next((lk for lk in self.links if lk.client is connection), None)
             if link is not None:
                 up = link.upstream
@@ -115,6 +125,11 @@ class RecordingProxy(WsFaultProxy):
         if conn is not None:
             _note(conn, msg)
         super().route(msg, pipe)
+
+
+def _closed_now(conn: VendorConnection) -> None:
+    if conn.closed_ns is None:
+        conn.closed_ns = time.monotonic_ns()
 
 
 def _note(conn: VendorConnection, msg: Message) -> None:

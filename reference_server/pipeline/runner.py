@@ -14,11 +14,11 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..states import COMPLETED, FAILED
+from ..session_states import COMPLETED, FAILED
 from ..timefmt import iso
 
 if TYPE_CHECKING:
-    from ..runtime import SessionRuntime
+    from ..session_runtime import SessionRuntime
     from ..sessions import SessionManager
 
 log = logging.getLogger("reference_server.pipeline")

@@ -123,6 +123,12 @@ def test_the_client_gets_the_final_words_the_vendor_sent_across_a_reconnect():
     v = relay.relayed_transcript(h2, [a, b])
     assert v.status is Status.FAIL and "the client got 5 final words, the vendor sent 3" in v.message
     assert "first difference at word 3" in v.message
+    stalled = conn("a", 0, 3000, [], results=[(200 * MS, True, "alpha"), (900 * MS, True, "bravo")])
+    h3 = client(frames=60)
+    add_finals(h3, ["alpha", "alpha"], 7000)  # "bravo" was swallowed by the stall, before the relay
+    stall = FaultWindow("ws_stall", {}, 500 * MS, 3100 * MS)
+    assert relay.relayed_transcript(h3, [stalled, b], [stall]).status is Status.PASS
+    assert relay.relayed_transcript(h3, [stalled, b]).status is Status.FAIL
 
 
 def test_scripted_words_for_every_byte_once():
@@ -171,7 +177,7 @@ def test_a_reconnect_within_the_bound_recovers_and_the_loss_is_measured():
     h, conns, fault = _fault_run(2300)
     v = relay.fault_recovery(h, conns, fault, SCRIPT, reconnect_within_s=2)
     assert v.status is Status.PASS, v.message
-    assert v.metrics["reconnect_delay_ms"] == 300.0 and v.metrics["lost_bytes"] == 0
+    assert v.metrics["reconnect_delay_ms"] == 310.0 and v.metrics["lost_bytes"] == 0  # from the fault's start
     assert v.metrics["clean_words"] == 20 and v.metrics["words_lost"] == 5
 
 
@@ -186,7 +192,7 @@ def test_no_reconnect_fails_naming_the_audio_lost_after_the_drop():
 def test_a_slow_reconnect_fails_the_bound():
     h, conns, fault = _fault_run(4500)
     v = relay.fault_recovery(h, conns, fault, SCRIPT, reconnect_within_s=2)
-    assert v.status is Status.FAIL and "reconnected only after 2.5 s" in v.message
+    assert v.status is Status.FAIL and "reconnected only 2.5 s after the fault" in v.message
 
 
 def test_refused_handshakes_retried_with_backoff_pass_and_a_hot_loop_fails():
@@ -253,3 +259,14 @@ def test_the_vendor_key_must_not_reach_the_client():
     h.add("event", t_ns=5 * MS, event={"type": "info", "name": "Metadata", "data": {"url": "wss://x?key=sekrit-key"}})
     v = relay.no_key_to_client(h, "sekrit-key", ['{"token": "sekrit-key"}'])
     assert v.status is Status.FAIL and "event record at 5 ms" in v.message and "response 0" in v.message
+
+
+def test_a_stall_counts_from_the_fault_not_from_the_relays_own_close():
+    h = client(frames=60)
+    stalled = conn("a", 0, 4600, list(range(0, 4600, 100)), close_code=4000, close_reason="stalled")
+    again = conn("b", 4700, 7000, list(range(4700, 6000, 100)))
+    fault = FaultWindow("ws_stall", {}, 1500 * MS, 4700 * MS)
+    v = relay.fault_recovery(h, [stalled, again], fault, SCRIPT, reconnect_within_s=5)
+    assert v.status is Status.PASS and v.metrics["reconnect_delay_ms"] == 3200.0
+    v = relay.fault_recovery(h, [stalled, again], fault, SCRIPT, reconnect_within_s=3)
+    assert v.status is Status.FAIL and "reconnected only 3.2 s after the fault" in v.message

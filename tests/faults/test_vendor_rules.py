@@ -186,3 +186,26 @@ def test_a_schedule_the_proxy_cannot_run_is_refused_before_it_listens():
     with pytest.raises(ValueError, match="trigger must be 'connect'"):
         WsFaultProxy("ws://127.0.0.1:9", schedule=Schedule.from_data(
             [{"type": "refuse_handshake", "status": 503, "at": {"result": 1}}]))
+
+
+async def test_the_proxy_record_merges_into_the_servers_vendor_leg(server, proxy_for):
+    """One vendor-leg history per connection: the server's (audio, controls) with the proxy's
+    fault; the refused handshake, which the server never saw, kept as the proxy saw it."""
+    from harness.vendorleg import VendorLeg
+
+    proxy = await proxy_for('[[fault]]\ntype = "refuse_handshake"\npreset = "deepgram-429"\ntarget = { nth = 1 }\n\n'
+                            '[[fault]]\ntype = "vendor_error"\npreset = "deepgram-net-0000"\nat = { audio_ms = 1000 }\n'
+                            'target = { nth = 2 }\n')
+    with pytest.raises(websockets.InvalidStatus):
+        await stream(proxy.ws_url, server.api_key, tag="merge-test")
+    _, code, _ = await stream(proxy.ws_url, server.api_key, tag="merge-test")
+    assert code == 1011
+    async with httpx.AsyncClient(trust_env=False) as http:
+        body = (await http.get(f"{server.url}/debug/connections", params={"tag": "merge-test"},
+                               headers=server.auth_headers(), timeout=10)).json()
+    leg = proxy.fault_record.merged_into(VendorLeg.from_dict(body))
+    refused, served = leg.connections
+    assert refused.conn_id == "proxy-1" and refused.handshake_status == 429
+    assert [w.kind for w in refused.faults] == ["refuse_handshake"]
+    assert served.conn_id != "proxy-2" and served.audio.total_bytes >= 32_000  # the server's own record …
+    assert [w.kind for w in served.faults] == ["vendor_error"]  # … with the fault the proxy fired

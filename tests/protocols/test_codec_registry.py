@@ -14,5 +14,5 @@ def test_each_name_gives_a_fresh_codec() -> None:
 
 
 def test_unknown_protocol_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match=r"unknown protocol 'vosk'; known protocols: deepgram, reference"):
+    with pytest.raises(ValueError, match=r"unknown protocol 'vosk'; known protocols: assemblyai, deepgram, reference"):
         get_codec("vosk")

@@ -21,6 +21,12 @@ def test_placeholders_are_filled_and_defects_passed_as_flags():
     assert "{defects}" in DEFAULT_SUT and "{deepgram_url}" in DEFAULT_SUT
 
 
+def test_the_default_command_takes_keys_that_look_like_flags():
+    argv = fill_command(DEFAULT_SUT, {"port": "1", "deepgram_url": "ws://127.0.0.1:2/v1/listen",
+                                      "vendor_key": "-vk", "api_key": "-ck"})
+    assert "--deepgram-api-key=-vk" in argv and "--api-key=-ck" in argv
+
+
 def test_unknown_placeholders_and_defects_without_a_place_are_refused():
     with pytest.raises(SutError, match=r"unknown placeholder\(s\) \{dg_url\}; known: \{port\}"):
         fill_command("svc {dg_url}", {})

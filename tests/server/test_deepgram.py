@@ -25,7 +25,7 @@ from harness.protocols import SessionParams, StreamTarget, get_codec
 from harness.protocols.deepgram import DeepgramCodec
 from harness.protocols.events import Closed, Info
 from harness.services import ReferenceServer
-from reference_server.deepgram import ListenOptions, UtteranceEnds
+from reference_server.wire.deepgram import ListenOptions, UtteranceEnds
 from reference_server.sessions import SessionError
 from srv_client import PIPELINE_ORDER, SCRIPT, WORD_BYTES, expected_words, silence
 
@@ -220,7 +220,8 @@ async def test_the_key_may_come_as_the_browser_subprotocol(server: ReferenceServ
 
 
 @pytest.mark.parametrize("query, name", [
-    ({"encoding": "mulaw"}, "encoding"),
+    ({"encoding": "opus"}, "encoding"),
+    ({"sample_rate": 11025}, "sample_rate"),
     ({"channels": 2}, "channels"),
     ({"sample_rate": "fast"}, "sample_rate"),
     ({"utterance_end_ms": "-5"}, "utterance_end_ms"),

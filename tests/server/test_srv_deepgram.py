@@ -40,7 +40,7 @@ async def test_auth_and_bad_parameters_are_refused_at_the_handshake(ref_server) 
         await connect(ref_server, key="wrong")
     assert err.value.response.status_code == 401
     with pytest.raises(websockets.InvalidStatus) as err:
-        await connect(ref_server, sample_rate=8000)
+        await connect(ref_server, sample_rate=11025)
     assert err.value.response.status_code == 400 and b"sample_rate" in err.value.response.body
 
 

@@ -7,7 +7,7 @@ import pytest
 from reference_server import tracker as tracker_mod
 from reference_server.defects import KNOWN_DEFECTS, DefectSet, UnknownDefect
 from reference_server.framing import FrameError, parse_frame, take
-from reference_server.states import (
+from reference_server.session_states import (
     COMPLETED,
     CREATED,
     FINALIZING,

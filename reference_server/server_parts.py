@@ -1,4 +1,5 @@
-"""The server's parts, built once per process and shared by the HTTP routes and the stream."""
+"""The server's parts (store, tracker, stats, session manager, connection log), built once per
+process and shared by the HTTP routes and every stream endpoint (``ServerState``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from .sessions import SessionManager
 from .stats import Stats, StatsCollector
 from .store import Store
 from .tracker import Tracker
+from .wire.records import ConnectionLog
 
 log = logging.getLogger("reference_server")
 
@@ -28,6 +30,7 @@ class ServerState:
     tracker: Tracker
     stats: Stats
     manager: SessionManager
+    connections: ConnectionLog = field(default_factory=ConnectionLog)  # vendor connections, /debug/connections
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     @classmethod
