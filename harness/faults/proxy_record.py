@@ -69,8 +69,9 @@ class ConnectionRecord:
         self.count(direction, "received")
         if direction == "upstream":
             self.audio_bytes += vendors.audio_bytes(data, obj)
-            if obj is not None and vendors.is_finalize(obj):
-                self.finalized = True
+            if obj is not None:
+                self.finalized = self.finalized or vendors.is_finalize(obj)
+                self.bytes_per_ms = vendors.bytes_per_ms_of_message(obj) or self.bytes_per_ms
         elif obj is not None and vendors.is_result(obj):
             self.results += 1
             if vendors.is_final(obj):

@@ -859,8 +859,7 @@ class WsFaultProxy:
         tags = [v for k, v in query if k == "tag"]
         if self.tag_header and request.headers.get(self.tag_header):
             tags.append(request.headers[self.tag_header])
-        rate = next((v for k, v in query if k == "sample_rate" and v.isdigit()), None)
-        rec = self.fault_record.open(parts.path, tags, bytes_per_ms=max(1, int(rate) * 2 // 1000) if rate else 32)
+        rec = self.fault_record.open(parts.path, tags, bytes_per_ms=vendors.bytes_per_ms_of_query(parts.path, dict(query)))
         steps = self.schedule.for_connection(rec.index, tags) if self.schedule is not None else []
         pending = [(step, step.fault.make_rule()) for step in steps]
         for step, rule in pending:

@@ -104,3 +104,22 @@ def test_the_proxy_keeps_its_last_connections_and_counts_the_rest():
     for _ in range(1000):
         one.start_fault("stall")
     assert len(one.faults) == 256 and one.faults_dropped == 744
+
+
+def test_the_audio_rate_comes_from_the_handshake_or_the_set_up_message():
+    from harness.faults.vendors import bytes_per_ms_of_query
+
+    assert bytes_per_ms_of_query("/v1/listen", {}) == 32
+    assert bytes_per_ms_of_query("/v1/listen", {"sample_rate": "8000", "encoding": "mulaw"}) == 8
+    assert bytes_per_ms_of_query("/v3/ws", {"sample_rate": "48000"}) == 96
+    assert bytes_per_ms_of_query("/v1/realtime", {}) == 48  # OpenAI's 24 kHz pcm16
+    speechmatics = ConnectionRecord(index=1)
+    speechmatics.received("upstream", "{}", {"message": "StartRecognition", "audio_format": {
+        "type": "raw", "encoding": "pcm_f32le", "sample_rate": 44100}})
+    assert speechmatics.bytes_per_ms == 176
+    openai = ConnectionRecord(index=2, bytes_per_ms=48)
+    openai.received("upstream", "{}", {"type": "session.update", "session": {"audio": {"input": {
+        "format": {"type": "audio/pcm", "rate": 16000}}}}})
+    assert openai.bytes_per_ms == 32
+    openai.received("upstream", "{}", {"type": "session.update", "session": {"instructions": "x"}})
+    assert openai.bytes_per_ms == 32  # a later update that does not name the format changes nothing
