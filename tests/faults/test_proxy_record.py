@@ -97,9 +97,15 @@ async def test_an_hour_long_stream_does_not_grow_the_record():
 
 def test_the_proxy_keeps_its_last_connections_and_counts_the_rest():
     rec = ProxyRecord(max_connections=3)
-    for _ in range(10):
-        rec.open("/v1/listen", [])
+    for i in range(10):
+        c = rec.open("/v1/listen" if i % 2 else "/v3/ws", [])
+        c.audio_bytes = 100
+        c.start_fault("stall")
     assert rec.total == 10 and [r.index for r in rec.connections] == [8, 9, 10]
+    metrics = rec.metrics()  # the totals outlive the records let go
+    assert metrics[("connections", "deepgram")] == 5 and metrics[("connections", "assemblyai")] == 5
+    assert metrics[("audio_bytes", "deepgram")] == 500 and metrics[("faults", "assemblyai", "stall")] == 5
+    assert b'fault_proxy_faults_fired_total{fault="stall",protocol="deepgram"} 5.0' in rec.prometheus()
     one = ConnectionRecord(index=1)
     for _ in range(1000):
         one.start_fault("stall")
