@@ -564,6 +564,13 @@ class SessionCore:
             self.acked = max(self.acked, event.received_offset)
             self.durable = max(self.durable, event.durable_offset)
             self.buffer.release(min(event.durable_offset, event.received_offset))
+            if self.cursor < self.acked:
+                # A rewind for an audio_gap was overtaken: the late frame arrived and the server
+                # has taken everything below ``acked`` since. Resending from the old cursor would
+                # only send duplicates, from audio the durable offset may already have released.
+                self.note(f"the server took up to {self.acked} after the audio_gap rewind to {self.cursor}: "
+                          f"sending from {self.acked}", cursor=self.cursor, received_offset=self.acked)
+                self.cursor = self.acked
         elif isinstance(event, Final):
             self._on_final(event)
         elif isinstance(event, Error) and event.code == "audio_gap":

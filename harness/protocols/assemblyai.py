@@ -1,9 +1,9 @@
 """AssemblyAI Universal-Streaming v3 (``/v3/ws``) as a sans-I/O codec.
 
 No session step: each connection is a session whose id comes in ``Begin``. Audio is raw PCM
-(16 kHz s16le here) in binary frames of 50 to 1000 ms each (AssemblyAI closes 3007 outside that:
-the drivers' 100 ms chunks fit, and a plan's audio should be a whole number of chunks so that its
-last frame fits too). No offsets, no acks, no resume, no segment ids: finals are numbered 0, 1,
+(16 kHz s16le here) in binary frames of 50 to 1000 ms each (AssemblyAI closes 3007 outside that):
+the drivers' 100 ms chunks fit, and a shorter chunk (the end of a plan's audio) is padded with
+silence to 50 ms here, which moves no word and adds no text. No offsets, no acks, no resume, no segment ids: finals are numbered 0, 1,
 2 ... here, in order, across reconnects, and times are put on the session's audio clock with the
 audio sent before the connection (``connect_request(resume_offset=...)``).
 
@@ -49,6 +49,7 @@ CLOSE_CODES = {
     4002: "insufficient funds", 4029: "audio sent too fast", 4031: "session idle for too long",
 }
 _RETRYABLE = {3005, 3009, 1011, 1013}
+MIN_CHUNK_BYTES = 50 * 32  # 50 ms of 16 kHz s16le
 
 
 class AssemblyAICodec:
@@ -111,7 +112,7 @@ class AssemblyAICodec:
 
     def encode_audio(self, offset: int, pcm: bytes) -> bytes:
         check_audio(offset, pcm)
-        return bytes(pcm)
+        return bytes(pcm) + b"\x00" * max(0, MIN_CHUNK_BYTES - len(pcm))
 
     def encode_control(self, kind: str) -> str:
         check_control_kind(kind)

@@ -120,6 +120,20 @@ def test_audio_gap_resends_from_the_expected_offset_once() -> None:
     assert send(core).offset == 9600
 
 
+def test_a_late_frame_that_fills_the_gap_overtakes_the_rewind() -> None:
+    # Frames 2 and 3 reordered in transit: the server asks for 6400, then the late frame arrives,
+    # it acks 9600 and a final makes 9600 durable before the client resent anything.
+    core = make(chunks=5)
+    connect(core)
+    for _ in range(4):
+        send(core)
+    core.on_frame(ack(6400))
+    core.on_frame(gap(6400))
+    core.on_frame(ack(9600, 9600))
+    assert send(core).offset == 9600  # the frame the gap refused; not 6400: taken since, and released
+    assert core.outcome().error is None
+
+
 def test_a_drop_reconnects_with_backoff_and_resumes_at_committed_offset() -> None:
     core = make(chunks=5, backoff_base_s=1.0, backoff_jitter=0.0)
     connect(core)

@@ -65,6 +65,8 @@ def test_connect_request_controls_and_close_codes() -> None:
     assert isinstance(error, Error) and error.code == "3007" and not error.retryable
     assert isinstance(closed, Closed) and closed.code == 3007
     assert [type(e) for e in codec.close_events(1000)] == [Closed]
+    assert len(codec.encode_audio(0, b"\x01\x00" * 10)) == 1600  # padded to AssemblyAI's 50 ms minimum
+    assert codec.encode_audio(0, b"\x01\x00" * 1600) == b"\x01\x00" * 1600
 
 
 @pytest.mark.parametrize("frame", ["not json", "[]", json.dumps({"type": "Turn"}), json.dumps({"type": "Nope"}),

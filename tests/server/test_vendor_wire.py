@@ -277,6 +277,7 @@ FRAMES = st.lists(st.one_of(st.binary(max_size=4000), st.text(max_size=200),
                                                            "StartRecognition", "EndOfStream", "KeepAlive"])),
                                 max_size=4))), min_size=1, max_size=6)
 ENDPOINTS = {
+    "deepgram": ("/v1/listen", {}, lambda srv: {"Authorization": f"Token {srv.api_key}"}),
     "openai": ("/v1/realtime", {"intent": "transcription"}, key),
     "assemblyai": ("/v3/ws", {"sample_rate": 16000}, lambda srv: {"Authorization": srv.api_key}),
     "speechmatics": ("/v2", {}, key),
