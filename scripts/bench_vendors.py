@@ -3,6 +3,7 @@
 audio conversion per stream as a share of one core.
 
     .venv/bin/python scripts/bench_vendors.py --segments 40
+    .venv/bin/python scripts/bench_vendors.py --segments 3 --concurrent 200
 
 Latency: one server (scripted engine: it costs nothing, so what is measured is the wire layer,
 the session core and the event loop), one connection per protocol, ``--segments`` segments of
@@ -58,6 +59,9 @@ def frames_for_segment(rate: int) -> list[bytes]:
     return [pcm(FRAME_MS, rate) for _ in range(total_ms // FRAME_MS)]
 
 
+PACE_S = 0.0  # --concurrent: frames are paced in real time (one 500 ms frame per 500 ms)
+
+
 async def measure(segments: int, send: Callable[[bytes], Awaitable[None]], final: Callable[[], Awaitable[None]],
                   rate: int, lead_ms: float = 0.0) -> list[float]:
     """Latencies (ms): the frame completing a segment sent -> its final received."""
@@ -68,10 +72,12 @@ async def measure(segments: int, send: Callable[[bytes], Awaitable[None]], final
         frames = frames_for_segment(rate)
         for f in frames[:-1]:
             await send(f)
+            await asyncio.sleep(PACE_S)
         t0 = time.perf_counter()
         await send(frames[-1])
         await final()
         out.append((time.perf_counter() - t0) * 1000)
+        await asyncio.sleep(max(0.0, PACE_S - (time.perf_counter() - t0)))
     return out
 
 
@@ -173,6 +179,15 @@ def conversion_cost(seconds: float = 60.0, frame_ms: int = 20) -> dict[str, floa
     return out
 
 
+async def concurrent(srv: ReferenceServer, segments: int, n: int) -> dict[str, list[float]]:
+    """``n`` paced streams at once per protocol, one protocol after the other."""
+    out = {}
+    for name, fn in PROTOCOLS.items():
+        runs = await asyncio.gather(*(fn(srv, segments) for _ in range(n)))
+        out[name] = [x for run in runs for x in run]
+    return out
+
+
 async def latencies(srv: ReferenceServer, segments: int) -> dict[str, list[float]]:
     out = {name: await fn(srv, segments) for name, fn in PROTOCOLS.items()}
     out["v1-stream"] += await v1_stream(srv, segments)  # measured first and last: the machine drifts
@@ -182,10 +197,19 @@ async def latencies(srv: ReferenceServer, segments: int) -> dict[str, list[float
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--segments", type=int, default=40, help="segments per protocol (default 40)")
+    ap.add_argument("--concurrent", type=int, default=0, metavar="N",
+                    help="N real-time paced streams at once per protocol instead of one unpaced stream")
     args = ap.parse_args()
+    if not 0 <= args.concurrent <= 500:
+        ap.error("--concurrent must be 0..500")
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    with ReferenceServer(engine="scripted") as srv:
-        results = asyncio.run(latencies(srv, args.segments))
+    with ReferenceServer(engine="scripted", extra_args=["--max-sessions", "2000"]) as srv:
+        if args.concurrent:
+            global PACE_S
+            PACE_S = FRAME_MS / 1000
+            results = asyncio.run(concurrent(srv, args.segments, args.concurrent))
+        else:
+            results = asyncio.run(latencies(srv, args.segments))
     base = pct(results["v1-stream"], 0.95)
     figures: dict[str, Any] = {"latency_ms": {}, "conversion_core_pct": conversion_cost()}
     for name, samples in results.items():

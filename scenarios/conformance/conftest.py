@@ -12,13 +12,17 @@ from __future__ import annotations
 import pytest
 
 
+# The embedded reference server speaks both built-in protocols: a scenario runs once per each.
+EMBEDDED_VARIANTS = ("reference", "deepgram")
+
+
 def _protocols(config: pytest.Config) -> list[str]:
     opts = config._harness_options  # type: ignore[attr-defined]
-    if opts.target or opts.protocol != "reference":  # one codec chosen: the scenarios speak it only
+    if opts.target or opts.protocol not in EMBEDDED_VARIANTS:  # a user's backend or codec: that one only
         return [opts.protocol]
     # A Deepgram stream cannot choose its engine or give a script: it gets the server's default,
     # which must be a real recognizer for these scenarios to mean anything.
-    return ["reference", "deepgram"] if opts.engine == "pocketsphinx" else ["reference"]
+    return list(EMBEDDED_VARIANTS) if opts.engine == "pocketsphinx" else list(EMBEDDED_VARIANTS[:1])
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
