@@ -11,7 +11,11 @@
    across the first second), then flushed. Final latency = when flush returns the final minus when
    the audio ended in real time (so it includes any backlog); chunk lag = how late each chunk's
    processing finished after that chunk was due; chunk CPU = the thread's CPU time per chunk. A row is "ok" when final latency p95 < 500 ms.
-   A run whose streams fall more than --give-up-s behind real time stops early (overloaded).
+   A run whose streams fall more than --give-up-s behind real time stops early (overloaded), and
+   larger counts are not tried after a row that was not ok.
+4. Capacity as a share of the physical limit measured in this run: cores / RTF (CPU), e.g. "4
+   streams at final p95 < 500 ms = 82 % of the 4.9-stream limit (2 cores / RTF 0.41)"; in-process
+   the limit is one core (the GIL), with workers min(cores, workers). --json FILE keeps it all.
    Mode "in-process" decodes on this process's threads (the GIL limits it to one core); mode
    "workers" decodes through a pool of --workers engine worker processes (ProcessEngine), where
    chunk CPU is only this side's (the IPC), not the decoding.
@@ -44,6 +48,8 @@ from reference_server.engines import EngineConfig, FinalResult  # noqa: E402
 from reference_server.engines.decoder_pool import DecoderPool, build_decoder  # noqa: E402
 from reference_server.engines.pocketsphinx_engine import PocketSphinxEngine  # noqa: E402
 from reference_server.engines.workers import WorkerPool  # noqa: E402
+
+from harness.load import limit as limit_mod  # noqa: E402
 
 MODES = ("in-process", "workers")
 
@@ -196,6 +202,7 @@ def main() -> int:
     parser.add_argument("--give-up-s", type=float, default=5.0, help="stop a run this far behind")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="engine worker processes for the workers mode (default: one per CPU)")
+    parser.add_argument("--json", type=Path, help="write the figures (rows, limit, share of it) to this file")
     parser.add_argument("--modes", default="in-process",
                         help=f"comma-separated capacity modes to run: {', '.join(MODES)}")
     args = parser.parse_args()
@@ -231,12 +238,22 @@ def main() -> int:
     # The binding holds the GIL while decoding, so one server process decodes on one core at a time.
     print(f"capacity from CPU time: ~{int(0.8 / statistics.median(cpu))} real-time streams per process "
           f"at 80% of one core (the decoder holds the GIL: threads do not add cores)")
+    # The physical limit, measured in this run: capacity is stated as a share of it.
+    n_cores = limit_mod.cores()
+    limits = {"in-process": limit_mod.PhysicalLimit(1, statistics.median(cpu), statistics.median(wall), os.getloadavg()[0]),
+              "workers": limit_mod.PhysicalLimit(min(n_cores, args.workers), statistics.median(cpu),
+                                                 statistics.median(wall), os.getloadavg()[0])}
+    print(f"physical limit: {n_cores} cores / RTF {statistics.median(cpu):.3f} = "
+          f"{n_cores / statistics.median(cpu):.1f} real-time streams (in-process: 1 core, the GIL)")
+    report: dict[str, object] = {"utterance": source, "audio_s": audio_s, "rtf_wall": statistics.median(wall),
+                                 "rtf_cpu": statistics.median(cpu), "cores": n_cores, "modes": {}}
+    summaries = []
     for mode in modes:
         print()
         if mode == "in-process":
             print("capacity, in-process (threads of one process):")
             pool.prewarm(max(counts))
-            run_table(pcm, lambda: PocketSphinxEngine(EngineConfig(), pool=pool), counts, args)
+            rows = run_table(pcm, lambda: PocketSphinxEngine(EngineConfig(), pool=pool), counts, args)
         else:
             workers = WorkerPool(args.workers, prewarm=max(2, -(-max(counts) // args.workers)))
             try:
@@ -244,14 +261,30 @@ def main() -> int:
                 workers.start(wait_for_spares=True)
                 print(f"capacity, through {args.workers} engine worker processes "
                       f"(started in {time.perf_counter() - started:.2f} s):")
-                run_table(pcm, lambda: workers.create(EngineConfig()), counts, args)
+                rows = run_table(pcm, lambda: workers.create(EngineConfig()), counts, args)
             finally:
                 workers.shutdown()
+        held = max((r["streams"] for r in rows if r["ok"]), default=None)
+        limit = limits[mode]
+        limit = limit_mod.PhysicalLimit(limit.cores, limit.rtf, limit.rtf_wall, round(os.getloadavg()[0], 2))
+        summary = f"{mode}: " + limit_mod.capacity_sentence(held, LATENCY_SLO_MS, limit)
+        summaries.append(summary)
+        report["modes"][mode] = {"rows": rows, "largest_ok_streams": held, "summary": summary,  # type: ignore[index]
+                                 **limit_mod.capacity_figures(held, limit)}
     pool.clear()
+    print()
+    for summary in summaries:
+        print(summary)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+        print(f"figures: {args.json}")
     return 0
 
 
-def run_table(pcm: bytes, make_engine: Callable[[], object], counts: list[int], args: argparse.Namespace) -> None:
+def run_table(pcm: bytes, make_engine: Callable[[], object], counts: list[int],
+              args: argparse.Namespace) -> list[dict[str, object]]:
+    """Print one row per stream count and return the rows (for the summary and --json)."""
+    rows: list[dict[str, object]] = []
     header = f"{'streams':>7} {'finals':>6} {'final p50':>9} {'final p95':>9} {'lag p50':>8} {'lag p95':>8} " \
              f"{'lag max':>8} {'chunk CPU p95':>13}  verdict"
     print(header)
@@ -265,6 +298,12 @@ def run_table(pcm: bytes, make_engine: Callable[[], object], counts: list[int], 
               f"{p95:>7.0f}ms {percentile(load.chunk_lag_ms, 50):>6.0f}ms {percentile(load.chunk_lag_ms, 95):>6.0f}ms "
               f"{max(load.chunk_lag_ms, default=float('nan')):>6.0f}ms {percentile(load.chunk_cpu_ms, 95):>11.1f}ms  {verdict}",
               flush=True)
+        rows.append({"streams": n, "ok": ok, "verdict": verdict, "finals": len(load.final_latency_ms),
+                     "final_p50_ms": percentile(load.final_latency_ms, 50), "final_p95_ms": p95,
+                     "lag_p95_ms": percentile(load.chunk_lag_ms, 95), "load_avg": os.getloadavg()[0]})
+        if not ok:  # more streams only take longer to fail
+            break
+    return rows
 
 
 if __name__ == "__main__":

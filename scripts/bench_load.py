@@ -8,8 +8,10 @@ machine itself is.
 It runs ``harness load --headless`` (scripted engine, the one-minute conversation so every user
 streams continuously) and, alongside it:
 
-* a probe process that sleeps in 100 ms steps and records how late it wakes: the machine's own
-  scheduling noise, the floor under any pacing figure on a shared box;
+* the noise probe ``harness load`` runs beside every load (``harness.load.noise``): how late a
+  plain sleep loop wakes, the machine's own scheduling noise, the floor under any pacing figure on
+  a shared box; and ``harness load``'s own watch of the Locust processes (``harness.load.generator``),
+  whose verdict on whether the generator was the bottleneck is printed;
 * psutil samplers of the CPU of the Locust process(es) and of the server (100 % = one core).
 
 It prints the figures and writes them to ``<run dir>/artifacts/load/bench_load.json``. To see
@@ -30,22 +32,6 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def probe(seconds: float, period_s: float = 0.1) -> None:
-    """Print one JSON line: wake-up lateness percentiles of a plain sleep loop."""
-    errors = []
-    t0 = time.monotonic()
-    n = int(seconds / period_s)
-    for i in range(1, n + 1):
-        due = t0 + i * period_s
-        delay = due - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        errors.append((time.monotonic() - due) * 1000)
-    errors.sort()
-    pick = lambda q: errors[min(len(errors) - 1, max(0, int(round(q / 100 * len(errors))) - 1))]  # noqa: E731
-    print(json.dumps({"count": len(errors), "p50": pick(50), "p95": pick(95), "p99": pick(99), "max": errors[-1]}))
 
 
 def children(root: psutil.Process, word: str) -> list[psutil.Process]:
@@ -94,11 +80,8 @@ def main() -> int:
     ap.add_argument("--fixture", default="conversation-meeting")
     ap.add_argument("--processes", type=int, help="pass --processes to harness load")
     ap.add_argument("--out", help="run directory (default: reports/<run-id>)")
-    ap.add_argument("--probe", type=float, help=argparse.SUPPRESS)
+    ap.add_argument("--chunk-ms", type=float, help="pass --chunk-ms to harness load (fewer, larger sends)")
     args = ap.parse_args()
-    if args.probe:
-        probe(args.probe)
-        return 0
 
     out = Path(args.out) if args.out else ROOT / "reports" / time.strftime("bench-load-%Y%m%d-%H%M%S")
     cmd = [sys.executable, "-m", "harness.cli", "load", "--headless", "--users", str(args.users), "--spawn-rate",
@@ -106,9 +89,10 @@ def main() -> int:
            "--out", str(out)]
     if args.processes:
         cmd += ["--processes", str(args.processes)]
+    if args.chunk_ms:
+        cmd += ["--chunk-ms", f"{args.chunk_ms:g}"]
     print("running:", " ".join(cmd), flush=True)
     load = subprocess.Popen(cmd, cwd=ROOT)
-    prober = subprocess.Popen([sys.executable, __file__, "--probe", str(args.duration)], stdout=subprocess.PIPE, text=True)
     root = psutil.Process(load.pid)
     locust_cpu, server_cpu = CpuTracker(root, "locust"), CpuTracker(root, "reference_server")
     try:
@@ -116,19 +100,21 @@ def main() -> int:
             time.sleep(2.0)
             locust_cpu.sample()
             server_cpu.sample()
-        machine = json.loads(prober.communicate(timeout=args.duration + 30)[0] or "{}")
     finally:
-        for proc in (load, prober):
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=30)
+        if load.poll() is None:
+            load.terminate()
+            load.wait(timeout=30)
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if line.strip()]
     rec = next(r for r in records if r.get("record") == "load")
+    generator = rec.get("generator") or {}
+    machine = generator.get("noise_ms") or {}
     figures = {
         "users": args.users, "duration_s": args.duration, "fixture": args.fixture, "processes": args.processes,
         "peak_open_sessions": rec["sessions"]["peak_open"], "sessions": rec["sessions"],
         "failures": len(rec.get("failures") or []), "words": rec["words"], "pacing_ms": rec["pacing_ms"],
-        "machine_sleep_lateness_ms": machine,
+        "machine_sleep_lateness_ms": machine, "chunk_ms": args.chunk_ms,
+        "pacing_to_noise_p99": generator.get("pacing_to_noise_p99"), "generator_warnings": generator.get("warnings"),
+        "generator_processes": generator.get("processes"),
         "locust_cpu_percent": locust_cpu.figures(), "server_cpu_percent": server_cpu.figures(),
         "steps": {row["step"]: {k: row[k] for k in ("count", "p50_ms", "p95_ms", "p99_ms")} for row in rec["steps"]},
         "load_avg": list(psutil.getloadavg()), "cpus": psutil.cpu_count(),
@@ -143,6 +129,9 @@ def main() -> int:
     print(f"machine sleep lateness (plain process): {machine}")
     print(f"CPU (100 = one core): Locust {figures['locust_cpu_percent']}, server {figures['server_cpu_percent']}; "
           f"load average {figures['load_avg']}")
+    print(f"pacing p99 / noise p99 = {figures['pacing_to_noise_p99']} (aim <= 3)")
+    for w in figures["generator_warnings"] or []:
+        print(f"WARNING: the load generator was the bottleneck: {w}")
     print(f"figures: {dest}")
     return 0
 

@@ -613,6 +613,10 @@ class SessionCore:
             self.note(f"ready.committed_offset {committed} is past the audio sent ({self.buffer.produced})")
             committed = self.buffer.produced
         self.buffer.release(committed)
+        # The server holds every byte below the committed offset: that is an ack of them. A
+        # frame taken just before the last connection closed may never have been acked there,
+        # and with nothing left to send nothing on this connection would ack it.
+        self.acked = max(self.acked, committed)
         if committed != self.cursor:
             self.note(f"resuming at offset {committed} (had sent up to {self.cursor})",
                       committed_offset=committed, sent_offset=self.cursor)

@@ -69,8 +69,9 @@ class ConnectionRecord:
         self.count(direction, "received")
         if direction == "upstream":
             self.audio_bytes += vendors.audio_bytes(data, obj)
-            if obj is not None and vendors.is_finalize(obj):
-                self.finalized = True
+            if obj is not None:
+                self.finalized = self.finalized or vendors.is_finalize(obj)
+                self.bytes_per_ms = vendors.bytes_per_ms_of_message(obj) or self.bytes_per_ms
         elif obj is not None and vendors.is_result(obj):
             self.results += 1
             if vendors.is_final(obj):
@@ -102,17 +103,59 @@ class ConnectionRecord:
 
 
 class ProxyRecord:
-    """Every connection's record, the last ``max_connections`` of them."""
+    """Every connection's record, the last ``max_connections`` of them; the totals of the ones
+    let go are kept for the metrics (:meth:`metrics`)."""
 
     def __init__(self, max_connections: int = 1000):
         self.connections: deque[ConnectionRecord] = deque(maxlen=max_connections)
         self.total = 0
+        self._gone: dict[tuple[str, ...], int] = {}  # (metric, protocol[, fault]) -> count of evicted records
 
     def open(self, path: str, tags: list[str], bytes_per_ms: int = 32) -> ConnectionRecord:
         self.total += 1
         rec = ConnectionRecord(self.total, path, tags, bytes_per_ms=bytes_per_ms)
+        if len(self.connections) == self.connections.maxlen:
+            for key, n in _counts(self.connections[0]).items():
+                self._gone[key] = self._gone.get(key, 0) + n
         self.connections.append(rec)
         return rec
+
+    def metrics(self) -> dict[tuple[str, ...], int]:
+        """Totals since the proxy started: ``("connections", protocol)``, ``("refused", protocol)``,
+        ``("audio_bytes", protocol)``, ``("faults", protocol, fault)``."""
+        out = dict(self._gone)
+        for rec in self.connections:
+            for key, n in _counts(rec).items():
+                out[key] = out.get(key, 0) + n
+        return out
+
+    def prometheus(self) -> bytes:
+        """The metrics in Prometheus' text format (``GET <proxy>/_faults/metrics``)."""
+        from prometheus_client import CollectorRegistry, generate_latest
+        from prometheus_client.core import CounterMetricFamily
+
+        record = self
+
+        class _Collector:
+            def collect(self):  # noqa: ANN202 - prometheus_client's collector protocol
+                families = {
+                    "connections": CounterMetricFamily("fault_proxy_connections", "connections through the fault proxy",
+                                                       labels=["protocol"]),
+                    "refused": CounterMetricFamily("fault_proxy_handshakes_refused",
+                                                   "handshakes refused (by a fault or the upstream)", labels=["protocol"]),
+                    "audio_bytes": CounterMetricFamily("fault_proxy_audio_bytes", "audio bytes received from clients",
+                                                       labels=["protocol"]),
+                    "faults": CounterMetricFamily("fault_proxy_faults_fired", "faults fired, by type",
+                                                  labels=["protocol", "fault"]),
+                }
+                for (metric, *labels), n in sorted(record.metrics().items()):
+                    families[metric].add_metric(labels, n)
+                yield from families.values()
+
+        registry = CollectorRegistry()
+        registry.register(_Collector())
+        return generate_latest(registry)
+
 
     def get(self, index: int) -> ConnectionRecord | None:
         return next((r for r in self.connections if r.index == index), None)
@@ -142,6 +185,16 @@ class ProxyRecord:
                 taken.add(match.conn_id)
             ours.append(rec.vendor_connection(match.conn_id if match is not None else None))
         return server.merge(VendorLeg(ours))
+
+
+def _counts(rec: ConnectionRecord) -> dict[tuple[str, ...], int]:
+    protocol = PROTOCOL_OF_PATH.get(rec.path, "unknown")
+    out: dict[tuple[str, ...], int] = {("connections", protocol): 1, ("audio_bytes", protocol): rec.audio_bytes}
+    if rec.handshake_status not in (None, 101):
+        out[("refused", protocol)] = 1
+    for w in rec.faults:
+        out[("faults", protocol, w.kind)] = out.get(("faults", protocol, w.kind), 0) + 1
+    return out
 
 
 __all__ = ["ConnectionRecord", "ProxyRecord"]

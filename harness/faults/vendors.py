@@ -86,6 +86,38 @@ def audio_bytes(data: str | bytes, obj: dict[str, Any] | None) -> int:
     return 0
 
 
+# --- the audio rate, for "after N ms of audio" --------------------------------------------------
+_WIDTH = {"linear16": 2, "pcm_s16le": 2, "pcm16": 2, "audio/pcm": 2, "mulaw": 1, "alaw": 1, "pcm_mulaw": 1,
+          "pcm_alaw": 1, "audio/pcmu": 1, "audio/pcma": 1, "pcm_f32le": 4}
+_DEFAULT_RATE = {"/v1/realtime": 24000}  # OpenAI Realtime's pcm16 is 24 kHz unless the session says
+
+
+def bytes_per_ms_of_query(path: str, query: dict[str, str]) -> int:
+    """From the handshake: ``sample_rate`` and ``encoding`` query parameters (Deepgram, AssemblyAI),
+    or the protocol's default rate; 16 kHz 16-bit otherwise."""
+    rate = query.get("sample_rate", "")
+    hz = int(rate) if rate.isdigit() and int(rate) > 0 else _DEFAULT_RATE.get(path, 16000)
+    return max(1, hz * _WIDTH.get(query.get("encoding", ""), 2) // 1000)
+
+
+def bytes_per_ms_of_message(obj: dict[str, Any] | None) -> int | None:
+    """From a client's set-up message, when it names the audio format: Speechmatics'
+    ``StartRecognition.audio_format``, OpenAI's ``session.update`` input format."""
+    kind = message_kind(obj)
+    if obj is None or kind not in ("StartRecognition", "session.update", "transcription_session.update"):
+        return None
+    if kind == "StartRecognition":
+        fmt = obj.get("audio_format") or {}
+        rate, encoding = fmt.get("sample_rate"), fmt.get("encoding", "pcm_s16le")
+    else:
+        session = obj.get("session") or {}
+        fmt = ((session.get("audio") or {}).get("input") or {}).get("format") or {}
+        rate, encoding = fmt.get("rate", 24000), fmt.get("type", "audio/pcm")
+    if not fmt or not isinstance(rate, int) or isinstance(rate, bool) or rate <= 0 or encoding not in _WIDTH:
+        return None
+    return max(1, rate * _WIDTH[encoding] // 1000)
+
+
 # --- what vendors send when they fail ----------------------------------------------------------
 @dataclass(frozen=True)
 class ErrorPreset:
@@ -169,5 +201,5 @@ REFUSAL_PRESETS: dict[str, RefusalPreset] = {
 }
 
 
-__all__ = ["VENDOR_PATHS", "ERROR_PRESETS", "ErrorPreset", "REFUSAL_PRESETS", "RefusalPreset", "audio_bytes", "is_final",
+__all__ = ["VENDOR_PATHS", "bytes_per_ms_of_message", "bytes_per_ms_of_query", "ERROR_PRESETS", "ErrorPreset", "REFUSAL_PRESETS", "RefusalPreset", "audio_bytes", "is_final",
            "is_finalize", "is_result", "message_kind"]

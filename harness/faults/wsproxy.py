@@ -53,6 +53,7 @@ _HANDSHAKE_HEADERS = frozenset({
 _UNSENDABLE = {1005, 1006, 1015}
 CONN_HEADER = "X-Fault-Proxy-Conn"
 RECORD_PATH = "/_faults/connections"  # GET (plain HTTP) on the proxy's port: its record as JSON
+METRICS_PATH = "/_faults/metrics"  # GET: per-protocol counters (connections, refusals, audio bytes, faults fired)
 MAX_LINKS_KEPT = 64
 
 
@@ -850,17 +851,18 @@ class WsFaultProxy:
     # --- handshake and relay -------------------------------------------------------------
     async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         parts = urlsplit(request.path)
-        if parts.path == RECORD_PATH and "upgrade" not in request.headers.get("Connection", "").lower():
-            tag = dict(parse_qsl(parts.query)).get("tag")
-            body = json.dumps(self.fault_record.to_dict(tag), separators=(",", ":")).encode()
-            return Response(200, "OK", Headers({"Content-Type": "application/json",
-                                                "Content-Length": str(len(body))}), body)
+        if parts.path in (RECORD_PATH, METRICS_PATH) and "upgrade" not in request.headers.get("Connection", "").lower():
+            if parts.path == METRICS_PATH:
+                body, kind = self.fault_record.prometheus(), "text/plain; version=0.0.4; charset=utf-8"
+            else:
+                tag = dict(parse_qsl(parts.query)).get("tag")
+                body, kind = json.dumps(self.fault_record.to_dict(tag), separators=(",", ":")).encode(), "application/json"
+            return Response(200, "OK", Headers({"Content-Type": kind, "Content-Length": str(len(body))}), body)
         query = parse_qsl(parts.query)
         tags = [v for k, v in query if k == "tag"]
         if self.tag_header and request.headers.get(self.tag_header):
             tags.append(request.headers[self.tag_header])
-        rate = next((v for k, v in query if k == "sample_rate" and v.isdigit()), None)
-        rec = self.fault_record.open(parts.path, tags, bytes_per_ms=max(1, int(rate) * 2 // 1000) if rate else 32)
+        rec = self.fault_record.open(parts.path, tags, bytes_per_ms=vendors.bytes_per_ms_of_query(parts.path, dict(query)))
         steps = self.schedule.for_connection(rec.index, tags) if self.schedule is not None else []
         pending = [(step, step.fault.make_rule()) for step in steps]
         for step, rule in pending:

@@ -287,6 +287,10 @@ def _print_outcome(outcome: Any) -> None:
         print(f"  pacing error    n={p['count']:<6} p50 {p['p50']:>9.2f}  p95 {p['p95']:>9.2f}  p99 {p['p99']:>9.2f}  max {p['max']:>9.2f} ms")
     for f in s["failures"]["top"][:5]:
         print(f"  failure x{f['count']}: {f['error'][:200]}")
+    if outcome.generator is not None:
+        from harness.load.generator import summary_lines
+
+        print("\n".join(summary_lines(outcome.generator)))
 
 
 # --- modes -------------------------------------------------------------------------------------
@@ -422,6 +426,7 @@ def _worker(args: argparse.Namespace) -> int:
 def _capacity(args: argparse.Namespace) -> int:
     from harness.checks.verdict import Status, Verdict
     from harness.load.job import LoadJob, LoadRunError, load_record, run_job
+    from harness.load.limit import capacity_figures, capacity_sentence
     from harness.load.runner import LocustPlan
     from harness.load.samples import StepCriteria
     from harness.load.steps import Judge, capacity_steps, judge_all, largest_held, read_steps
@@ -467,24 +472,30 @@ def _capacity(args: argparse.Namespace) -> int:
                 outcome = run_job(job)
             except LoadRunError as exc:
                 raise HarnessError(str(exc)) from exc
+            limit = _measure_limit(args, engine)
             wall_start, live = read_steps(judge.steps_file)
             run_end = outcome.samples.span[1] if outcome.samples.span else time.time()
             results = judge_all(shape, wall_start or outcome.locust.started, run_end)
             held, broke = largest_held([r.to_dict() for r in results])
             if held is None:
                 verdict = Verdict("load.capacity", Status.FAIL if broke and broke["verdict"] == "broke" else Status.UNKNOWN,
-                                  f"{name}: not even {start} user(s) held: " + (broke["why"] if broke else "no step ran"),
+                                  f"{name}: {capacity_sentence(0, args.final_p95_ms, limit)}; not even {start} "
+                                  f"user(s) held: " + (broke["why"] if broke else "no step ran"),
                                   {"capacity_users": [0]})
             else:
                 tail = (f"; broke at {broke['users']} users: {broke['why']}" if broke and broke["verdict"] == "broke"
                         else f"; {broke['users']} users could not be judged: {broke['why']}" if broke
                         else "; every step held (raise --max-users or --max-time to go further)")
-                verdict = Verdict("load.capacity", Status.PASS, f"{name}: {held} concurrent streams held{tail}",
+                verdict = Verdict("load.capacity", Status.PASS,
+                                  f"{name}: {capacity_sentence(held, args.final_p95_ms, limit)}{tail}",
                                   {"capacity_users": [held]})
             record = load_record(outcome, run, with_verdicts=False)
             record["capacity"] = {"engine": engine, "largest_users_held": held,
                                   "broke_at_users": broke["users"] if broke else None,
-                                  "reason": broke["why"] if broke else "every step held"}
+                                  "reason": broke["why"] if broke else "every step held",
+                                  "final_p95_ms_limit": args.final_p95_ms,
+                                  **capacity_figures(held, limit),
+                                  "summary": capacity_sentence(held, args.final_p95_ms, limit)}
             record["capacity_steps"] = [{"step": r.step, "users": r.users, "verdict": r.verdict, "why": r.why,
                                          **{k: v for k, v in r.figures.items()}} for r in results]
             record["capacity_live_steps"] = [{"step": s["step"], "users": s["users"], "verdict": s["verdict"]} for s in live]
@@ -492,7 +503,31 @@ def _capacity(args: argparse.Namespace) -> int:
             record["status"] = verdict.status.value
             run.append_record(record)
             print(verdict.message, flush=True)
+            if outcome.generator is not None:
+                from harness.load.generator import summary_lines
+
+                print("\n".join(summary_lines(outcome.generator)), flush=True)
     return _finish(run, slo, args.no_report)
+
+
+def _measure_limit(args: argparse.Namespace, engine: str) -> Any:
+    """The engine's physical limit (cores / RTF) measured now, after its load, or None.
+
+    Only a CPU-bound engine of the embedded server has one; a failed measurement is printed and the
+    capacity is then stated without a ratio (never silently)."""
+    from harness.load.limit import CPU_BOUND_ENGINES, LimitError, measure_limit
+
+    if engine not in CPU_BOUND_ENGINES or args.target:
+        return None
+    print(f"measuring {engine}'s real-time factor (the limit cores / RTF) ...", flush=True)
+    try:
+        limit = measure_limit()
+    except LimitError as exc:
+        print(f"  no limit: {exc}", flush=True)
+        return None
+    print(f"  RTF {limit.rtf:.3f} CPU ({limit.rtf_wall:.3f} wall) on {limit.cores} cores: limit "
+          f"{limit.streams:.1f} streams; load average {limit.load_avg}", flush=True)
+    return limit
 
 
 def _stop_on_sigterm() -> None:

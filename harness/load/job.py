@@ -13,6 +13,7 @@ from typing import Any
 
 from harness.checks.verdict import Status, Verdict, combine
 from harness.load import runner, samples as samples_mod
+from harness.load.generator import GeneratorWatch, judge_generator
 from harness.load.runner import LocustPlan, LocustResult
 from harness.load.soak import GrowthLimits, HealthSampler, judge_growth
 from harness.results import RunDir
@@ -40,6 +41,7 @@ class LoadJob:
     max_pacing_p99_ms: float | None = DEFAULT_MAX_PACING_P99_MS
     soak: SoakOptions | None = None
     params: dict[str, Any] = field(default_factory=dict)  # shown in the record
+    watch_generator: bool = True  # measure the machine's noise and Locust's CPU beside the load
 
 
 @dataclass
@@ -52,6 +54,7 @@ class LoadOutcome:
     soak_samples: list[dict[str, Any]] = field(default_factory=list)
     soak_figures: dict[str, Any] = field(default_factory=dict)
     soak_verdict: Verdict | None = None
+    generator: dict[str, Any] | None = None  # harness.load.generator.judge_generator: figures, warnings
 
     @property
     def status(self) -> Status:
@@ -61,13 +64,17 @@ class LoadOutcome:
 def run_job(job: LoadJob) -> LoadOutcome:
     """Run the job; raises LoadRunError when Locust could not run or measured nothing at all."""
     sampler = HealthSampler(job.plan.host, job.soak.api_key, job.soak.interval_s) if job.soak else None
+    watch = GeneratorWatch(job.timeout_s + 30) if job.watch_generator else None
     if sampler:
         sampler.start()
+    if watch:
+        watch.start()
     try:
-        result = runner.run_locust(job.plan, job.timeout_s)
+        result = runner.run_locust(job.plan, job.timeout_s, on_start=watch.watch if watch else None)
     finally:
         if sampler:
             sampler.stop()
+        watched = watch.stop() if watch else None
     samples = samples_mod.read_samples(job.plan.samples_dir)
     if result.returncode not in (0, 1) and not samples.sessions:
         raise LoadRunError(f"Locust exited with code {result.returncode} and measured nothing; "
@@ -81,6 +88,8 @@ def run_job(job: LoadJob) -> LoadOutcome:
         verdicts.append(Verdict("load.bounded", Status.UNKNOWN,
                                 f"{job.name}: Locust overran its {job.timeout_s:.0f} s limit and was stopped"))
     outcome = LoadOutcome(job, result, samples, summary, verdicts)
+    if watched is not None:
+        outcome.generator = judge_generator(watched, summary["pacing_ms"].get("p99"))
     if sampler:
         outcome.soak_samples = list(sampler.samples)
         outcome.soak_verdict, outcome.soak_figures = judge_growth(sampler.samples, job.soak.limits,  # type: ignore[union-attr]
@@ -139,6 +148,8 @@ def load_record(outcome: LoadOutcome, run: RunDir, with_verdicts: bool = True) -
         "duration_s": round(outcome.locust.duration_s, 3),
         "artifacts": artifacts(run, outcome.job.plan),
     }
+    if outcome.generator is not None:
+        record["generator"] = outcome.generator
     if s.get("bad_lines"):
         record["sample_file_problems"] = s["bad_lines"]
     if with_verdicts:

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,10 +162,13 @@ def wait_locust(proc: subprocess.Popen, plan: LocustPlan, timeout_s: float, star
     return LocustResult(proc.returncode, timed_out, time.time() - started, started, plan.files["log"])
 
 
-def run_locust(plan: LocustPlan, timeout_s: float) -> LocustResult:
+def run_locust(plan: LocustPlan, timeout_s: float, on_start: Callable[[int], None] | None = None) -> LocustResult:
+    """Run Locust to its end (or ``timeout_s``); ``on_start`` gets its pid once it is started."""
     started = time.time()
     proc = start_locust(plan)
     try:
+        if on_start is not None:
+            on_start(proc.pid)
         return wait_locust(proc, plan, timeout_s, started)
     except BaseException:
         stop_process_group(proc, grace_s=5)

@@ -136,7 +136,10 @@ class LoadSettings:
 
 
 def locust_args(settings: dict[str, Any]) -> list[str]:
-    """``{"harness_engine": "scripted", ...}`` -> ``["--harness-engine", "scripted", ...]`` (None skipped)."""
+    """``{"harness_engine": "scripted", ...}`` -> ``["--harness-engine=scripted", ...]`` (None skipped).
+
+    One ``--flag=value`` argument each: a value that starts with "-" (a random API key does, one
+    time in 64) would otherwise be read by Locust's parser as a flag of its own."""
     by_dest = {o.dest: o for o in OPTIONS}
     out: list[str] = []
     for dest, value in settings.items():
@@ -144,5 +147,5 @@ def locust_args(settings: dict[str, Any]) -> list[str]:
             raise KeyError(f"unknown load setting {dest!r}; known: {', '.join(by_dest)}")
         if value is None:
             continue
-        out += [by_dest[dest].flag, str(Path(value) if isinstance(value, Path) else value)]
+        out.append(f"{by_dest[dest].flag}={Path(value) if isinstance(value, Path) else value}")
     return out

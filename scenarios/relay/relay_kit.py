@@ -71,8 +71,9 @@ class Session:
     """One client session streamed through the service, and what the vendor saw of it."""
 
     run: ClientRun
-    leg: VendorLeg
+    leg: VendorLeg  # the recording proxy's view: every connection, refused ones too, exact close times
     conns: list[VendorConnection]
+    server_conns: list[VendorConnection] = field(default_factory=list)  # the vendor's own record of them
     health: list[tuple[int, Any]] = field(default_factory=list)
     health_bodies: list[str] = field(default_factory=list)
     started_ns: int = 0
@@ -174,7 +175,21 @@ class RelayEnv:
             await http.aclose()
         leg = self.proxy.vendor_leg()
         conns = session_connections(leg, history, self.config.correlate)
-        return Session(run, leg, conns, health, bodies, started, time.monotonic_ns())
+        server = await self._server_leg(http_tag := history.session_id)
+        server_conns = session_connections(server, history, self.config.correlate) if http_tag else []
+        return Session(run, leg, conns, server_conns=server_conns, health=health, health_bodies=bodies,
+                       started_ns=started, ended_ns=time.monotonic_ns())
+
+    async def _server_leg(self, tag: str | None) -> VendorLeg:
+        """The vendor stand-in's own record (``GET /debug/connections``): what reached the vendor,
+        as it counted it. Empty when the server has no such record."""
+        async with httpx.AsyncClient(trust_env=False, timeout=5.0) as http:
+            r = await http.get(f"{self.server.url}/debug/connections", params={"tag": tag} if tag else None,
+                               headers=self.server.auth_headers())
+        if r.status_code == 404:
+            return VendorLeg()
+        r.raise_for_status()
+        return VendorLeg.from_dict(r.json())
 
     async def _sample_health(self, http: httpx.AsyncClient, out: list[tuple[int, Any]], bodies: list[str],
                              every_s: float) -> None:
@@ -197,10 +212,12 @@ class RelayEnv:
 
     # --- artifacts and life cycle --------------------------------------------------------------
     def save_leg(self, scenario: Any, session: Session, name: str = "vendor-leg.json") -> None:
-        path = scenario.artifact_path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(leg_to_json(VendorLeg(session.conns)), encoding="utf-8")
-        scenario.artifact("vendor leg", path)
+        for label, conns, filename in (("vendor leg", session.conns, name),
+                                       ("vendor leg (server record)", session.server_conns, "vendor-leg-server.json")):
+            path = scenario.artifact_path(filename)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(leg_to_json(VendorLeg(list(conns))), encoding="utf-8")
+            scenario.artifact(label, path)
 
     def close(self) -> None:
         if self.sut is not None:

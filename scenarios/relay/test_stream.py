@@ -47,6 +47,11 @@ def test_audio_reaches_the_vendor_without_gaps(scenario, relay, clean_run):
 def test_every_byte_and_word_delivered(scenario, relay, clean_run):
     h = _record(scenario, relay, clean_run)
     scenario.check(checks.audio_delivered(h, clean_run.conns))
+    # and as the vendor itself counted it (its GET /debug/connections), when it keeps a record
+    if clean_run.server_conns:
+        server_view = checks.audio_delivered(h, clean_run.server_conns)
+        server_view.name = "relay.audio_delivered_server_record"
+        scenario.check(server_view)
     scenario.check(checks.relayed_transcript(h, clean_run.conns))
     scenario.check(checks.scripted_words(h, clean_run.conns, SCRIPT, WORD_MS))
     scenario.verify()

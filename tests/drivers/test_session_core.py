@@ -134,6 +134,23 @@ def test_a_late_frame_that_fills_the_gap_overtakes_the_rewind() -> None:
     assert core.outcome().error is None
 
 
+def test_ready_after_a_reconnect_acks_what_the_server_already_holds() -> None:
+    # The last frame was taken just as the connection closed, so its ack never came; on the new
+    # connection there is nothing left to send, and ready's committed offset is the only ack.
+    core = make(chunks=3)
+    connect(core)
+    for _ in range(3):
+        send(core)
+    core.on_frame(ack(6400))
+    core.on_closed(1011, "internal error")
+    again = core.next_action(10.0)
+    assert isinstance(again, Connect)
+    core.on_connected(1.0, again.attempt)
+    core.on_frame(ready(9600))
+    finalize = core.next_action(10.0)
+    assert isinstance(finalize, SendControl) and json.loads(finalize.frame) == {"type": "finalize"}
+
+
 def test_a_drop_reconnects_with_backoff_and_resumes_at_committed_offset() -> None:
     core = make(chunks=5, backoff_base_s=1.0, backoff_jitter=0.0)
     connect(core)

@@ -97,10 +97,35 @@ async def test_an_hour_long_stream_does_not_grow_the_record():
 
 def test_the_proxy_keeps_its_last_connections_and_counts_the_rest():
     rec = ProxyRecord(max_connections=3)
-    for _ in range(10):
-        rec.open("/v1/listen", [])
+    for i in range(10):
+        c = rec.open("/v1/listen" if i % 2 else "/v3/ws", [])
+        c.audio_bytes = 100
+        c.start_fault("stall")
     assert rec.total == 10 and [r.index for r in rec.connections] == [8, 9, 10]
+    metrics = rec.metrics()  # the totals outlive the records let go
+    assert metrics[("connections", "deepgram")] == 5 and metrics[("connections", "assemblyai")] == 5
+    assert metrics[("audio_bytes", "deepgram")] == 500 and metrics[("faults", "assemblyai", "stall")] == 5
+    assert b'fault_proxy_faults_fired_total{fault="stall",protocol="deepgram"} 5.0' in rec.prometheus()
     one = ConnectionRecord(index=1)
     for _ in range(1000):
         one.start_fault("stall")
     assert len(one.faults) == 256 and one.faults_dropped == 744
+
+
+def test_the_audio_rate_comes_from_the_handshake_or_the_set_up_message():
+    from harness.faults.vendors import bytes_per_ms_of_query
+
+    assert bytes_per_ms_of_query("/v1/listen", {}) == 32
+    assert bytes_per_ms_of_query("/v1/listen", {"sample_rate": "8000", "encoding": "mulaw"}) == 8
+    assert bytes_per_ms_of_query("/v3/ws", {"sample_rate": "48000"}) == 96
+    assert bytes_per_ms_of_query("/v1/realtime", {}) == 48  # OpenAI's 24 kHz pcm16
+    speechmatics = ConnectionRecord(index=1)
+    speechmatics.received("upstream", "{}", {"message": "StartRecognition", "audio_format": {
+        "type": "raw", "encoding": "pcm_f32le", "sample_rate": 44100}})
+    assert speechmatics.bytes_per_ms == 176
+    openai = ConnectionRecord(index=2, bytes_per_ms=48)
+    openai.received("upstream", "{}", {"type": "session.update", "session": {"audio": {"input": {
+        "format": {"type": "audio/pcm", "rate": 16000}}}}})
+    assert openai.bytes_per_ms == 32
+    openai.received("upstream", "{}", {"type": "session.update", "session": {"instructions": "x"}})
+    assert openai.bytes_per_ms == 32  # a later update that does not name the format changes nothing

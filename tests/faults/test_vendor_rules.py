@@ -14,7 +14,7 @@ import websockets
 
 from harness.faults import vendors
 from harness.faults.schedule import Schedule
-from harness.faults.wsproxy import RECORD_PATH, WsFaultProxy
+from harness.faults.wsproxy import METRICS_PATH, RECORD_PATH, WsFaultProxy
 from harness.services import ReferenceServer
 
 SCRIPT = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima"
@@ -178,6 +178,10 @@ async def test_the_record_is_served_as_json_and_filtered_by_tag(server, proxy_fo
     assert everything["connections_total"] == 2 and len(everything["connections"]) == 2
     (row,) = flaky["connections"]
     assert row["tags"] == ["flaky"] and row["faults"][0]["kind"] == "accept_close" and row["close_code"] == 1011
+    async with httpx.AsyncClient(trust_env=False) as http:
+        metrics = (await http.get(f"http://127.0.0.1:{proxy.port}{METRICS_PATH}")).text
+    assert 'fault_proxy_connections_total{protocol="deepgram"} 2.0' in metrics
+    assert 'fault_proxy_faults_fired_total{fault="accept_close",protocol="deepgram"} 1.0' in metrics
 
 
 def test_a_schedule_the_proxy_cannot_run_is_refused_before_it_listens():
