@@ -52,7 +52,7 @@ class SpeechmaticsCodec:
     name: ClassVar[str] = "speechmatics"
     # Streaming only; the reference server's HTTP extras (GET /v1/sessions/{RecognitionStarted.id},
     # /health) are added with --capabilities.
-    capabilities: ClassVar[frozenset[str]] = frozenset()
+    capabilities: ClassVar[frozenset[str]] = frozenset({"partials"})  # AddPartialTranscript
     supports_resume: ClassVar[bool] = False
     has_offsets: ClassVar[bool] = False
     sends_ready: ClassVar[bool] = False
