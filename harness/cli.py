@@ -1,4 +1,4 @@
-"""The ``harness`` command: run | serve | faults | load | report | fixtures | doctor.
+"""The ``harness`` command: run | serve | faults | load | report | fixtures | doctor | image.
 
 Each subcommand lives in its own module, which provides ``configure_parser(parser)`` and
 ``main(args) -> int``; this file only dispatches, importing a module when its command runs so
@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("harness.report.cli", "render a run directory again, optionally against a baseline"),
     "fixtures": ("harness.fixtures_cmd", "generate or verify the audio fixtures"),
     "doctor": ("harness.doctor", "check that everything the harness needs is in place"),
+    "image": ("harness.containers.cli", "build the reference server's Docker image (no registry needed)"),
     "init": ("harness.init_cmd", "write a starter harness.toml and SLO file in this folder"),
 }
 

@@ -90,6 +90,25 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--api-key", default=os.environ.get("REFERENCE_API_KEY"), help="API key for --target")
 
 
+def check_docker() -> Finding:
+    """The engine the docker suite needs, and the reference server's image in its store."""
+    from harness.containers.engine import engine_problem
+
+    problem = engine_problem()
+    if problem:
+        return Finding("docker engine", False, problem, "run `make bootstrap` as root (installs docker.io, starts dockerd)")
+    from harness.containers import engine
+    from harness.containers.image import default_tag
+
+    c = engine.client()
+    version = c.version().get("Version", "?")
+    try:
+        c.images.get(default_tag())
+    except Exception:  # docker.errors.ImageNotFound; the SDK is imported lazily here
+        return Finding("docker engine", False, f"engine {version}, but no image {default_tag()}", "harness image build")
+    return Finding("docker engine", True, f"engine {version}, image {default_tag()}")
+
+
 def main(args: argparse.Namespace) -> int:
     findings = check_packages()
     findings.append(check_toxiproxy())
@@ -98,6 +117,7 @@ def main(args: argparse.Namespace) -> int:
     findings.append(check_binary("flite", "/usr/bin/flite", ["--version"], "apt-get install flite"))
     findings.append(check_binary("sox", "/usr/bin/sox", ["--version"], "apt-get install sox"))
     findings.append(check_fixtures())
+    findings.append(check_docker())
     if args.target:
         findings.append(check_target(args.target, args.api_key))
     width = max(len(f.what) for f in findings)

@@ -72,11 +72,18 @@ class HarnessOptions:
     defects: tuple[str, ...]
     engine: str
     allow_remote: bool
+    target_image: str | None = None
+    target_container: str | None = None
+    container_port: int = 8700
     capabilities: str | None = None
     sut: str | None = None  # the relay suite: a command that starts the system under test
     sut_url: str | None = None  # ... or the URL of one the user runs
     vendor_port: int | None = None  # ... and where it expects the vendor (the suite listens there)
     relay_config: str | None = None
+
+    @property
+    def container(self) -> bool:
+        return bool(self.target_image or self.target_container)
 
     @property
     def nightly(self) -> bool:
@@ -109,6 +116,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--engine", default="pocketsphinx", choices=("pocketsphinx", "scripted"),
                 help="default engine of the embedded reference server")
     g.addoption("--allow-remote", action="store_true", help="allow a target that is not on loopback")
+    g.addoption("--target-image", default=None, metavar="IMAGE",
+                help="start the backend from this Docker image for the session (removed afterwards)")
+    g.addoption("--target-container", default=None, metavar="NAME",
+                help="a running Docker container as the backend (its published --container-port)")
+    g.addoption("--container-port", type=int, default=8700, metavar="PORT",
+                help="the backend's port inside the container (default 8700)")
     g.addoption("--sut", default=None, metavar="CMD",
                 help="relay suite: the command that starts the system under test ({port}, {deepgram_url}, "
                      "{vendor_key}, {api_key}, {defects} … filled in); default: the example relay")
@@ -130,6 +143,9 @@ def options_from_config(config: pytest.Config) -> HarnessOptions:
         defects=tuple(config.getoption("--defect")),
         engine=config.getoption("--engine"),
         allow_remote=config.getoption("--allow-remote"),
+        target_image=config.getoption("--target-image"),
+        target_container=config.getoption("--target-container"),
+        container_port=config.getoption("--container-port"),
         capabilities=config.getoption("--capabilities"),
         sut=config.getoption("--sut", None),
         sut_url=config.getoption("--sut-url", None),
@@ -149,6 +165,11 @@ def pytest_configure(config: pytest.Config) -> None:
     for line in (CATCHES_MARKER, NEEDS_MARKER, *OTHER_MARKERS):
         config.addinivalue_line("markers", line)
     opts = options_from_config(config)
+    if sum(map(bool, (opts.target, opts.target_image, opts.target_container))) > 1:
+        raise pytest.UsageError("give one of --target, --target-image and --target-container")
+    if opts.target_container and opts.defects:
+        raise pytest.UsageError("--defect applies to a server the harness starts (--target-image); "
+                                "a running --target-container has the flags it was started with")
     try:
         opts.capabilities_for()  # a --protocol that cannot be loaded, or a bad --capabilities, stops here
     except ValueError as exc:  # CodecError is a ValueError too
@@ -175,7 +196,9 @@ def _run_dir(config: pytest.Config) -> RunDir:
         # Fill in what the caller (harness run) did not already write, never overwrite it.
         known = run.read_run_info()
         info = {
-            "target": opts.target or "embedded reference server",
+            "target": opts.target or (f"container from image {opts.target_image}" if opts.target_image else
+                                      f"container {opts.target_container}" if opts.target_container else
+                                      "embedded reference server"),
             "protocol": opts.protocol, "profile": opts.profile,
             "defects": list(opts.defects), "engine": opts.engine,
             "started_at": _dt.datetime.now().isoformat(timespec="seconds"),
@@ -275,6 +298,16 @@ def target(pytestconfig: pytest.Config) -> Any:
         if not opts.api_key:
             raise pytest.UsageError("--target needs --api-key (or HARNESS_API_KEY)")
         yield Target(http_url=opts.target.rstrip("/"), api_key=opts.api_key, protocol=opts.protocol)
+        return
+    if opts.container:
+        from harness.containers.target import container_server
+
+        server = container_server(opts)
+        try:
+            yield Target(http_url=server.url, api_key=server.api_key, protocol=opts.protocol, server=server,
+                         defects=opts.defects)
+        finally:
+            server.close()
         return
     from harness.relay import split_defects
     from harness.services import ReferenceServer

@@ -220,6 +220,9 @@ class PytestOptions:
     engine: str = "pocketsphinx"
     allow_remote: bool = False
     keyword: str | None = None
+    target_image: str | None = None
+    target_container: str | None = None
+    container_port: int | None = None
     capabilities: str | None = None
     sut: str | None = None  # relay suite: the system under test's command, or
     sut_url: str | None = None  # the URL of one the user runs, with
@@ -232,6 +235,12 @@ class PytestOptions:
             out.append(f"--capabilities={self.capabilities}")
         if self.target:
             out += ["--target", self.target]
+        if self.target_image:
+            out += ["--target-image", self.target_image]
+        if self.target_container:
+            out += ["--target-container", self.target_container]
+        if self.container_port:
+            out += ["--container-port", str(self.container_port)]
         if self.api_key:
             out += ["--api-key", self.api_key]
         if self.slo:
@@ -416,6 +425,12 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", default="pocketsphinx", choices=ENGINES,
                    help="default engine of the embedded reference server")
     p.add_argument("--allow-remote", action="store_true", help="allow a target that is not on loopback")
+    p.add_argument("--target-image", metavar="IMAGE",
+                   help="start the backend from this Docker image for each suite (with --defect/--engine; "
+                        "removed afterwards); `harness image build` makes the reference server's")
+    p.add_argument("--target-container", metavar="NAME", help="a running Docker container as the backend")
+    p.add_argument("--container-port", type=int, default=None, metavar="PORT",
+                   help="the backend's port inside the container (default 8700)")
     p.add_argument("-k", dest="keyword", metavar="EXPR", help="only scenarios matching this pytest -k expression")
     g = p.add_argument_group("relay suite", "the system under test sits between the harness's client and the "
                              "vendor stand-in (see README, 'Testing a relay')")
@@ -471,7 +486,37 @@ def apply_project_config(args: argparse.Namespace, env: dict[str, str] | None = 
     return extra_env
 
 
+def _validate_container(args: argparse.Namespace) -> None:
+    image, name = getattr(args, "target_image", None), getattr(args, "target_container", None)
+    if not (image or name):
+        if getattr(args, "container_port", None):
+            raise HarnessError("--container-port needs --target-image or --target-container")
+        return
+    if args.target or (image and name):
+        raise HarnessError("give one of --target, --target-image and --target-container")
+    if name and args.defect:
+        raise HarnessError("--defect applies to a server the harness starts (--target-image); "
+                           f"container {name} runs with the flags it was started with")
+    from harness.containers.engine import engine_problem
+
+    problem = engine_problem()
+    if problem:
+        raise HarnessError(problem)
+    from harness.containers.engine import client
+    import docker
+
+    try:
+        if image:
+            client().images.get(image)
+        else:
+            client().containers.get(name)
+    except docker.errors.NotFound as exc:
+        raise HarnessError(f"image {image} is not in the local image store (build it with `harness image build`)"
+                           if image else f"no container named {name!r} (see `docker ps`)") from exc
+
+
 def _validate(args: argparse.Namespace) -> None:
+    _validate_container(args)
     from harness.protocols.capabilities import target_capabilities
 
     try:  # a codec that cannot be loaded, or a bad --capabilities, stops the run before anything runs
@@ -538,6 +583,9 @@ def main(args: argparse.Namespace) -> int:
     options = PytestOptions(target=args.target, api_key=args.api_key, protocol=args.protocol,
                             profile=args.profile, slo=slo_file, defects=tuple(args.defect), engine=args.engine,
                             allow_remote=args.allow_remote, keyword=args.keyword,
+                            target_image=getattr(args, "target_image", None),
+                            target_container=getattr(args, "target_container", None),
+                            container_port=getattr(args, "container_port", None),
                             capabilities=args.capabilities,
                             sut=getattr(args, "sut", None), sut_url=getattr(args, "sut_url", None),
                             vendor_port=getattr(args, "vendor_port", None),
@@ -602,8 +650,8 @@ def _slo_file(args: argparse.Namespace, suites: Sequence[str], root: Path) -> st
 
 def _argv_of(args: argparse.Namespace) -> list[str]:
     out = []
-    for key in ("target", "protocol", "suite", "profile", "slo", "out", "engine", "keyword", "sut", "sut_url",
-                "vendor_port", "relay_config"):
+    for key in ("target", "target_image", "target_container", "protocol", "suite", "profile", "slo", "out", "engine",
+                "keyword", "sut", "sut_url", "vendor_port", "relay_config"):
         value = getattr(args, key, None)
         if value:
             out += [f"--{key.replace('_', '-')}" if key != "keyword" else "-k", str(value)]

@@ -34,7 +34,7 @@ DEFECT_SUITES: dict[str, tuple[str, ...]] = {
     "stream-gap": ("conformance", "bench"),
     "early-audio-dropped": ("conformance",),
     "no-stall-detection": ("conformance",),
-    "no-resume": ("chaos",),
+    "no-resume": ("chaos", "docker"),
     "final-lost-on-close": ("chaos",),
     "no-heartbeat": ("chaos",),
     "unbounded-transcript": ("load",),
@@ -51,8 +51,8 @@ DEFECT_SUITES: dict[str, tuple[str, ...]] = {
 }
 # Suites the self-test may run per profile: load and bench are long, so nightly only.
 PROFILE_SELFTEST_SUITES: dict[str, tuple[str, ...]] = {
-    "ci": ("conformance", "chaos", "browser", "property", "relay"),
-    "nightly": ("conformance", "chaos", "browser", "property", "relay", "load", "bench"),
+    "ci": ("conformance", "chaos", "browser", "property", "relay", "docker"),
+    "nightly": ("conformance", "chaos", "browser", "property", "relay", "docker", "load", "bench"),
 }
 # A defect whose catching suites are all nightly-only may still be proven in CI by one short
 # scenario of theirs: the 90 s soak catches unbounded-transcript (slow-marked scenarios stay nightly).

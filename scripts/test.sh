@@ -21,7 +21,7 @@ unit_rc=$?
 
 echo "== 2/2 scenario suites and the defect self-test (harness run --profile ci)"
 # Judged by ci-integrity.toml: latency thresholds on a shared machine would be wall-clock assertions.
-harness run --profile ci --slo harness/slo/ci-integrity.toml --suite conformance,chaos,browser,property,relay,selftest --out "$run_dir"
+harness run --profile ci --slo harness/slo/ci-integrity.toml --suite conformance,chaos,browser,property,relay,docker,selftest --out "$run_dir"
 run_rc=$?
 
 $PY - "$unit_xml" "$run_dir" <<'PY'

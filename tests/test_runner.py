@@ -328,3 +328,27 @@ def test_history_that_is_not_a_directory_stops_the_run(scenarios, tmp_path, caps
     assert "--history" in capsys.readouterr().err and not (tmp_path / "out").exists()
     assert run(scenarios, tmp_path / "out", "--suite", "good", "--history", str(tmp_path), "--history-last", "0") == 2
     assert "at least 1" in capsys.readouterr().err
+
+
+# --- containers (--target-image / --target-container) -------------------------------------------
+def test_container_options_are_checked_before_anything_runs(scenarios, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run(scenarios, out, "--suite", "good", "--container-port", "9000") == 2
+    assert "--container-port needs --target-image or --target-container" in capsys.readouterr().err
+    assert run(scenarios, out, "--suite", "good", "--target-image", "a:1", "--target-container", "b") == 2
+    assert "give one of --target, --target-image and --target-container" in capsys.readouterr().err
+    assert run(scenarios, out, "--suite", "good", "--target-container", "b", "--defect", "no-resume") == 2
+    assert "--defect applies to a server the harness starts" in capsys.readouterr().err
+    assert run(scenarios, out, "--suite", "good", "--target-image", "nothing/here:1") == 2
+    assert "image nothing/here:1 is not in the local image store" in capsys.readouterr().err
+    assert run(scenarios, out, "--suite", "good", "--target-container", "no-such-container-x1") == 2
+    assert "no container named 'no-such-container-x1'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_options_reach_pytest():
+    from harness.runner import PytestOptions
+
+    args = PytestOptions(target_image="img:1", container_port=9000, defects=("no-resume",)).args()
+    assert args[args.index("--target-image") + 1] == "img:1"
+    assert args[args.index("--container-port") + 1] == "9000" and "--defect" in args

@@ -145,6 +145,7 @@ def test_ci_plan_proves_every_defect_with_short_scenarios():
     assert skipped == {}
     assert set(runs) == set(DEFECT_SUITES)
     assert runs["unbounded-transcript"] == ["load"]
+    assert runs["no-resume"] == ["chaos", "docker"]  # the container's network case catches it too
     assert "load" not in runs["slow-session-create"]  # its conformance scenario is enough in CI
     nightly, _ = plan(default_scenarios_root(), "nightly")
     assert "load" in nightly["slow-session-create"]

@@ -36,6 +36,7 @@ from harness.drivers.session import (
     CloseStream,
     Connect,
     Done,
+    OPENING,
     HttpCall,
     SendAudio,
     SendControl,
@@ -47,7 +48,7 @@ from harness.drivers.session import (
     require_loopback_target,
 )
 from harness.history import History
-from harness.protocols.base import Codec, HttpRequest, SessionInfo, SessionParams, StreamTarget
+from harness.protocols.base import Codec, HttpRequest, SessionInfo, SessionParams, StreamTarget, opening_frames
 from harness.protocols.events import Closed, Event
 
 
@@ -409,4 +410,8 @@ async def open_stream(
     latency_ms = (time.monotonic() - start) * 1000
     if history is not None:
         history.add("connected", attempt=attempt, latency_ms=round(latency_ms, 3))
+    for frame in opening_frames(codec):  # what the protocol says first (StartRecognition ...)
+        await ws.send(frame)
+        if history is not None:
+            history.add("control_sent", message=OPENING)
     return AsyncStream(ws, codec, history, latency_ms)

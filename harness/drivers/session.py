@@ -37,6 +37,8 @@ from harness.protocols.base import (
     SessionInfo,
     SessionParams,
     StreamTarget,
+    opening_frames,
+    stream_finished,
 )
 from harness.protocols.events import Ack, Error, Event, Final, PipelineEvent, Ready
 from harness.safety import require_loopback
@@ -134,7 +136,7 @@ class Connect:
 
 @dataclass(frozen=True)
 class SendAudio:
-    frame: bytes
+    frame: bytes | str  # a text frame for protocols that carry audio in JSON (OpenAI Realtime)
     offset: int
     length: int
     due: float | None  # when it was due (pacing), None for resends and unpaced sends
@@ -142,8 +144,8 @@ class SendAudio:
 
 @dataclass(frozen=True)
 class SendControl:
-    frame: str
-    message: str
+    frame: bytes | str
+    message: str  # a control kind, or OPENING for the codec's opening frames
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,8 @@ class CloseStream:
 class Done:
     pass
 
+
+OPENING = "opening"  # SendControl.message of a codec's opening frame (recorded as control_sent)
 
 Action = HttpCall | Connect | SendAudio | SendControl | Wait | CloseStream | Done
 
@@ -253,6 +257,7 @@ class SessionCore:
         self.connected = False
         self.ready = False
         self.ready_deadline = 0.0
+        self.opening: list[bytes | str] = []  # opening frames still to send on this connection
         self.cursor = 0  # next stream offset to send
         self.finalize_sent = False  # on this connection
         self.pending_close: tuple[int, str, str] | None = None  # code, reason, then
@@ -392,6 +397,8 @@ class SessionCore:
             return CloseStream(code, reason)
         if self.close_sent:  # the driver reports on_closed once the close completes
             return Wait(min(now + 0.05, self.deadline))
+        if self.opening:  # the codec's opening frames go first, before any audio
+            return SendControl(self.opening[0], OPENING)
         if self.codec.sends_ready and not self.ready:
             if now >= self.ready_deadline:
                 self.note(f"no ready within {self.plan.ready_timeout_s:g} s: reconnecting")
@@ -513,6 +520,7 @@ class SessionCore:
         self.last_sent_at = self.now
         self.ready = not self.codec.sends_ready
         self.ready_deadline = self.now + self.plan.ready_timeout_s
+        self.opening = opening_frames(self.codec)
         self.finalize_sent = False
         self.pending_close = None
         self.close_sent = False
@@ -538,7 +546,9 @@ class SessionCore:
                 self.cursor = action.offset + action.length
         else:
             self.history.add("control_sent", message=action.message)
-            if action.message == self.codec.finalize_control:
+            if action.message == OPENING and self.opening:
+                self.opening.pop(0)
+            elif action.message == self.codec.finalize_control:
                 self.finalize_sent = self.finalized_once = True
                 self.finish_deadline = self.now + self.plan.finish_timeout_s
 
@@ -553,6 +563,10 @@ class SessionCore:
         for event in events:
             self.history.add_event(event)
             self._apply(event)
+        if stream_finished(self.codec) and self.finalized_once and self.connected and not self.completed:
+            # The server never closes this protocol's stream: its last result ends the session.
+            self.completed = True
+            self._request_close(1000, "finished", "stop")
         return events
 
     def _apply(self, event: Event) -> None:
@@ -599,6 +613,10 @@ class SessionCore:
             self.note(f"ready.committed_offset {committed} is past the audio sent ({self.buffer.produced})")
             committed = self.buffer.produced
         self.buffer.release(committed)
+        # The server holds every byte below the committed offset: that is an ack of them. A
+        # frame taken just before the last connection closed may never have been acked there,
+        # and with nothing left to send nothing on this connection would ack it.
+        self.acked = max(self.acked, committed)
         if committed != self.cursor:
             self.note(f"resuming at offset {committed} (had sent up to {self.cursor})",
                       committed_offset=committed, sent_offset=self.cursor)

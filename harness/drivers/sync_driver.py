@@ -34,6 +34,7 @@ from harness.drivers.session import (
     CloseStream,
     Connect,
     Done,
+    OPENING,
     HttpCall,
     SendAudio,
     SendControl,
@@ -45,7 +46,7 @@ from harness.drivers.session import (
     require_loopback_target,
 )
 from harness.history import History
-from harness.protocols.base import Codec, HttpRequest, SessionInfo, SessionParams, StreamTarget
+from harness.protocols.base import Codec, HttpRequest, SessionInfo, SessionParams, StreamTarget, opening_frames
 from harness.protocols.events import Closed, Event
 
 
@@ -392,4 +393,8 @@ def open_stream(
     latency_ms = (time.monotonic() - start) * 1000
     if history is not None:
         history.add("connected", attempt=attempt, latency_ms=round(latency_ms, 3))
+    for frame in opening_frames(codec):  # what the protocol says first (StartRecognition ...)
+        ws.send(frame)
+        if history is not None:
+            history.add("control_sent", message=OPENING)
     return SyncStream(ws, codec, history, latency_ms)

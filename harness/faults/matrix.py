@@ -63,8 +63,8 @@ class FaultCase:
 
     @property
     def own_server(self) -> bool:
-        """Process faults and the silent client (a small heartbeat) need a server of their own."""
-        return "process" in self.layers or self.kind == "silent_client"
+        """Process and docker faults and the silent client (a small heartbeat) need a server of their own."""
+        return bool({"process", "docker"} & self.layers) or self.kind == "silent_client"
 
     @property
     def params(self) -> dict[str, Any]:

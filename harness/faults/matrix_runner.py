@@ -185,6 +185,8 @@ class MatrixRunner:
             layers: dict[str, Any] = {}
             if server is not None:
                 layers["process"] = server
+                if "docker" in case.layers:  # a container server (harness.containers.matrix) is the docker layer too
+                    layers["docker"] = server
             stream_base = None
             if "toxiproxy" in case.layers:
                 assert lab is not None

@@ -3,6 +3,6 @@
 A new layer adds its module here (see :mod:`harness.faults.base` for how to write one).
 """
 
-from harness.faults import signals, toxics, ws_faults  # noqa: F401
+from harness.faults import docker_faults, signals, toxics, ws_faults  # noqa: F401
 
 __all__: list[str] = []

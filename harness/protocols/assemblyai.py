@@ -56,7 +56,7 @@ class AssemblyAICodec:
     name: ClassVar[str] = "assemblyai"
     # Streaming only; the reference server's HTTP extras (GET /v1/sessions/{Begin.id}, /health)
     # are added with --capabilities.
-    capabilities: ClassVar[frozenset[str]] = frozenset({"keepalive"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"keepalive", "partials"})
     supports_resume: ClassVar[bool] = False
     has_offsets: ClassVar[bool] = False
     sends_ready: ClassVar[bool] = False

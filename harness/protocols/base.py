@@ -157,7 +157,7 @@ class Codec(Protocol):
         last_segment_id: int | None = None,
     ) -> ConnectRequest: ...
 
-    def encode_audio(self, offset: int, pcm: bytes) -> bytes: ...
+    def encode_audio(self, offset: int, pcm: bytes) -> bytes | str: ...  # str: a text frame (JSON)
 
     def encode_control(self, kind: str) -> str | None: ...
 
@@ -170,6 +170,24 @@ class Codec(Protocol):
     def finalize_request(self, target: StreamTarget, session: SessionInfo) -> HttpRequest | None: ...
 
     def get_session_request(self, target: StreamTarget, session: SessionInfo) -> HttpRequest | None: ...
+
+    # Optional (older codecs have neither; read them with the helpers below):
+    # - ``opening_frames() -> list[bytes | str]``: frames to send right after each connection
+    #   opens, before any audio (Speechmatics ``StartRecognition``, OpenAI ``session.update``).
+    # - ``stream_finished: bool``: set by ``decode`` when the server has said the last result of a
+    #   finalize, for protocols whose server never closes by itself (OpenAI Realtime): the client
+    #   then closes 1000 and the session is complete.
+
+
+def opening_frames(codec: Codec) -> list[bytes | str]:
+    """The frames ``codec`` sends first on a new connection (none if it defines no opening)."""
+    method = getattr(codec, "opening_frames", None)
+    return list(method()) if method is not None else []
+
+
+def stream_finished(codec: Codec) -> bool:
+    """Whether ``codec`` has seen the end of the stream's results (see ``Codec``)."""
+    return bool(getattr(codec, "stream_finished", False))
 
 
 # --- helpers shared by codecs ----------------------------------------------------------------

@@ -21,6 +21,7 @@ CAPABILITIES: dict[str, str] = {
     "replay": "a reconnect replays the finals the client has not seen (last_segment_id)",
     "segment_ids": "finals carry the server's segment ids (0, 1, 2 ... with no holes)",
     "ready": "the server sends a ready message before audio may flow",
+    "partials": "the stream sends interim (partial) results while audio flows, before a segment's final",
     "pipeline_events": "the stream carries the post-processing pipeline's events after finalize",
     "keepalive": "the client can keep a silent stream open with a keepalive message",
     "scripted_engine": "sessions can ask for the scripted engine (a test double that replays a given script)",

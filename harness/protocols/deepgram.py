@@ -40,7 +40,7 @@ class DeepgramCodec:
     name: ClassVar[str] = "deepgram"
     # What Deepgram's live API itself promises. A backend that also serves the reference server's
     # HTTP extras (GET /v1/sessions/{request_id}, /health) adds them with --capabilities.
-    capabilities: ClassVar[frozenset[str]] = frozenset({"keepalive"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"keepalive", "partials"})
     supports_resume: ClassVar[bool] = False
     has_offsets: ClassVar[bool] = False
     sends_ready: ClassVar[bool] = False

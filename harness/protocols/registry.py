@@ -38,6 +38,8 @@ BUILTIN: dict[str, str] = {
     "reference": "harness.protocols.reference:ReferenceCodec",
     "deepgram": "harness.protocols.deepgram:DeepgramCodec",
     "assemblyai": "harness.protocols.assemblyai:AssemblyAICodec",
+    "openai-realtime": "harness.protocols.openai_realtime:OpenAIRealtimeCodec",
+    "speechmatics": "harness.protocols.speechmatics:SpeechmaticsCodec",
 }
 METHODS = ("create_session_request", "parse_session_created", "local_session", "connect_request", "encode_audio",
            "encode_control", "decode", "closed", "close_events", "finalize_request", "get_session_request")

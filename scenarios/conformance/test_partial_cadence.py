@@ -36,6 +36,7 @@ def cadence_target(target):
         yield ServerTarget(server)
 
 
+@pytest.mark.needs("partials")
 @pytest.mark.catches("stream-gap")
 async def test_partials_keep_flowing(scenario, cadence_target, manifest, protocol):
     fx = manifest.get(FIXTURE)

@@ -134,6 +134,23 @@ def test_a_late_frame_that_fills_the_gap_overtakes_the_rewind() -> None:
     assert core.outcome().error is None
 
 
+def test_ready_after_a_reconnect_acks_what_the_server_already_holds() -> None:
+    # The last frame was taken just as the connection closed, so its ack never came; on the new
+    # connection there is nothing left to send, and ready's committed offset is the only ack.
+    core = make(chunks=3)
+    connect(core)
+    for _ in range(3):
+        send(core)
+    core.on_frame(ack(6400))
+    core.on_closed(1011, "internal error")
+    again = core.next_action(10.0)
+    assert isinstance(again, Connect)
+    core.on_connected(1.0, again.attempt)
+    core.on_frame(ready(9600))
+    finalize = core.next_action(10.0)
+    assert isinstance(finalize, SendControl) and json.loads(finalize.frame) == {"type": "finalize"}
+
+
 def test_a_drop_reconnects_with_backoff_and_resumes_at_committed_offset() -> None:
     core = make(chunks=5, backoff_base_s=1.0, backoff_jitter=0.0)
     connect(core)
@@ -304,3 +321,61 @@ def test_keepalive_while_waiting_with_nothing_to_send() -> None:
     assert isinstance(keepalive, SendControl) and json.loads(keepalive.frame) == {"type": "keepalive"}
     core.on_sent(keepalive)
     assert core.next_action(6.0) == Wait(10.0)
+
+
+# --- opening frames, text audio frames and a stream the server never closes (OpenAI Realtime) ----
+def openai_core(chunks: int = 2) -> SessionCore:
+    plan = SessionPlan(pcm=bytes(CHUNK * chunks), params=SessionParams(script="a b"), chunk_ms=100, pace=0,
+                       fetch_state=False, seed=1)
+    return SessionCore(get_codec("openai-realtime"), TARGET, plan)
+
+
+def test_opening_frames_go_first_on_every_connection_and_audio_may_be_text() -> None:
+    core = openai_core()
+    for attempt in range(2):
+        now = core.wake_at  # 0 at first, then the reconnect's backoff
+        action = core.next_action(now)
+        assert isinstance(action, Connect) and action.attempt == attempt
+        core.on_connected(1.0, action.attempt)
+        opening = core.next_action(now)
+        assert isinstance(opening, SendControl) and opening.message == "opening"
+        assert json.loads(opening.frame)["type"] == "session.update"
+        core.on_sent(opening)
+        audio = send(core, now)
+        assert isinstance(audio.frame, str) and json.loads(audio.frame)["type"] == "input_audio_buffer.append"
+        core.on_closed(1006, "dropped")  # the next connection starts with session.update again
+
+
+def test_the_answer_to_the_closing_commit_completes_the_session_with_a_client_close() -> None:
+    core = openai_core(chunks=2)
+    action = core.next_action(0.0)
+    core.on_connected(1.0, action.attempt)
+    core.on_sent(core.next_action(0.0))  # session.update
+    send(core), send(core)
+    commit = core.next_action(0.0)
+    assert isinstance(commit, SendControl) and json.loads(commit.frame) == {"type": "input_audio_buffer.commit"}
+    core.on_sent(commit)
+    core.on_frame(json.dumps({"type": "input_audio_buffer.committed", "item_id": "item_1"}))
+    assert isinstance(core.next_action(0.0), Wait)  # committed is not the answer: wait for the transcript
+    core.on_frame(json.dumps({"type": "conversation.item.input_audio_transcription.completed", "item_id": "item_1",
+                              "content_index": 0, "transcript": "a b"}))
+    close = core.next_action(0.0)
+    assert isinstance(close, CloseStream) and close.code == 1000
+    core.on_closed(1000, "")
+    assert isinstance(core.next_action(0.0), Done)
+    assert core.outcome().ok and core.completed
+
+
+def test_without_the_answer_the_session_is_not_complete() -> None:
+    core = openai_core(chunks=1)
+    action = core.next_action(0.0)
+    core.on_connected(1.0, action.attempt)
+    core.on_sent(core.next_action(0.0))
+    send(core)
+    core.on_sent(core.next_action(0.0))  # the commit
+    wait = core.next_action(0.0)
+    assert isinstance(wait, Wait)
+    close = core.next_action(wait.until)  # finish_timeout_s passes with no completed
+    assert isinstance(close, CloseStream)
+    core.on_closed(1000, "")
+    assert not core.completed and "no close from the server" in (core.outcome().error or "")

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from harness.faults import toxiproxy as tp
+from harness.services import free_port
 from harness.history import History
 
 pytestmark = pytest.mark.toxiproxy
@@ -137,13 +138,18 @@ async def test_unreachable_server_is_named():
 
 
 def test_port_pool_hands_out_distinct_ports():
-    pool = tp.PortPool(range(19190, 19193))
+    # Ports free right now, outside the chaos suite's range: a chaos run beside this test (or a
+    # proxy another process left behind) must not be able to take the pool's ports first.
+    free = sorted({free_port() for _ in range(3)})
+    while len(free) < 3:
+        free = sorted(set(free) | {free_port()})
+    pool = tp.PortPool(free)
     ports = {pool.acquire() for _ in range(3)}
-    assert len(ports) == 3
+    assert ports == set(free)
     with pytest.raises(tp.ToxiproxyError, match="no free listen port"):
         pool.acquire()
-    pool.release(19191)
-    assert pool.acquire() == 19191
+    pool.release(free[1])
+    assert pool.acquire() == free[1]
 
 
 async def test_several_toxics_make_one_window_and_all_go(toxiproxy_url, tcp_echo):

@@ -36,7 +36,7 @@ def codec_dir(tmp_path: Path) -> Path:
 
 def test_the_documented_example_loads_by_path_and_decodes(codec_dir: Path) -> None:
     codec = registry.get_codec(f"{codec_dir / 'listen_codec.py'}:ListenCodec")
-    assert codec.capabilities == frozenset({"keepalive"})
+    assert codec.capabilities == frozenset({"keepalive", "partials"})
     assert codec.has_offsets is False and codec.supports_resume is False  # derived from the capabilities
     partial = json.dumps({"type": "Results", "is_final": False, "start": 0.5, "duration": 0.4,
                           "channel": {"alternatives": [{"transcript": "hello"}]}})
