@@ -23,17 +23,19 @@ from harness.history import History
 from harness.protocols.events import Ack, Closed, Error, Event, Final, Partial
 
 
-def stream_lifecycle(history: History, expect_speech: bool = True, expect_close: int | None = 1000) -> Verdict:
-    """The stream's happy path as a client sees it, with the first thing that went wrong named."""
+def stream_lifecycle(history: History, expect_speech: bool = True, expect_close: int | None = 1000, *,
+                     ready: bool = True, acks: bool = True) -> Verdict:
+    """The stream's happy path as a client sees it, with the first thing that went wrong named.
+    ``ready`` / ``acks``: whether the protocol promises a ready message and acks of every byte
+    (the ``ready`` and ``offsets`` capabilities; a scenario passes what its target has)."""
     name, who = "lifecycle.stream", session_label(history)
-    reference = history.meta.get("protocol", "reference") == "reference"
     problems: list[str] = []
     readies = history.events("ready")
     sent = sent_through(history)
     acked = max((e.received_offset for _, e in history.events("ack") if isinstance(e, Ack)), default=0)
-    if reference and not readies:
+    if ready and not readies:
         problems.append("no ready message arrived")
-    if reference and sent and acked < sent:
+    if acks and sent and acked < sent:
         problems.append(f"audio acknowledged only through byte {acked} of {sent} sent")
     partials = [e for _, e in history.events("partial") if isinstance(e, Partial) and e.text.strip()]
     finals = [e for _, e in history.events("final") if isinstance(e, Final) and e.text.strip()]
