@@ -98,7 +98,8 @@ class WsDuplicate(WsFault):
 
 @dataclass
 class WsDelay(WsFault):
-    """Chosen messages wait ``delay_ms`` (and everything behind them waits too)."""
+    """Chosen messages wait ``delay_ms`` (and everything behind them waits too); ``final``: of the
+    chosen kind, only finals of whichever protocol."""
 
     name: ClassVar[str] = "ws_delay"
     direction: Direction = "downstream"
@@ -106,9 +107,10 @@ class WsDelay(WsFault):
     nth: int = 1
     count: int = 1
     delay_ms: int = 500
+    final: bool = False  # only finals, of whichever protocol (with kind empty)
 
     def _rule(self) -> wsp.Rule:
-        return wsp.Delay(self.direction, _match(self.kind, self.nth, self.count), self.delay_ms / 1000)
+        return wsp.Delay(self.direction, _match(self.kind, self.nth, self.count, final=self.final), self.delay_ms / 1000)
 
 
 @dataclass
