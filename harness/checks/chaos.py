@@ -138,9 +138,20 @@ def _fault_cost(h: History) -> Verdict:
                    metrics, evidence)
 
 
+def _iqr(values: list[float]) -> float:
+    if len(values) < 4:
+        return 0.0
+    q = statistics.quantiles(values, n=4)
+    return q[2] - q[0]
+
+
 def latency_trust(h: History, injected_ms: float, tolerance: float = 0.10) -> Verdict:
     """The harness measures a known injected latency within ``tolerance``: median final latency of
-    segments sent and received inside the window, minus the median outside any window."""
+    segments sent and received inside the window, minus the median outside any window.
+
+    The allowance is ``tolerance`` of the injected latency or the spread (interquartile range) of
+    the same session's finals, clean or faulted, whichever is larger: on a loaded machine the finals
+    themselves scatter by more than 10 % of 300 ms, and that noise is not the measurement's error."""
     who = session_label(h)
     windows = [w for w in h.faults if w.end_ns is not None]
     inside, clean = [], []
@@ -155,12 +166,16 @@ def latency_trust(h: History, injected_ms: float, tolerance: float = 0.10) -> Ve
                        f"{who}: too few finals to measure ({len(inside)} inside the window, {len(clean)} outside)")
     measured = statistics.median(inside) - statistics.median(clean)
     error = abs(measured - injected_ms) / injected_ms
+    noise_ms = max(_iqr(clean), _iqr(inside))
+    allowed_ms = max(tolerance * injected_ms, noise_ms)
     metrics = {"added_latency_ms": [round(measured, 3)]}
-    evidence = {"inside_ms": inside, "clean_ms": clean, "injected_ms": injected_ms, "error": round(error, 4)}
-    if error > tolerance:
+    evidence = {"inside_ms": inside, "clean_ms": clean, "injected_ms": injected_ms, "error": round(error, 4),
+                "noise_iqr_ms": round(noise_ms, 3), "allowed_ms": round(allowed_ms, 3)}
+    if abs(measured - injected_ms) > allowed_ms:
         return Verdict("chaos.latency_measured", Status.FAIL,
                        f"{who}: injected {injected_ms:.0f} ms of downstream latency, measured {measured:.0f} ms "
-                       f"({error:.0%} off, tolerance {tolerance:.0%})", metrics, evidence)
+                       f"({error:.0%} off; allowed {allowed_ms:.0f} ms: {tolerance:.0%} or the finals' own "
+                       f"spread of {noise_ms:.0f} ms)", metrics, evidence)
     return Verdict("chaos.latency_measured", Status.PASS,
                    f"{who}: injected {injected_ms:.0f} ms, measured {measured:.0f} ms ({error:.1%} off) over "
                    f"{len(inside)} finals", metrics, evidence)
