@@ -19,7 +19,7 @@ def test_ci_matrix_covers_the_required_faults():
     assert len(ids) == len(set(ids))
     faults = {c.fault for c in cases}
     assert {"latency", "bandwidth", "slicer", "reset_peer", "timeout", "down", "limit_data", "slow_close",
-            "ws_drop", "ws_duplicate", "ws_hold", "ws_reorder", "ws_delay", "ws_close", "ws_no_pong",
+            "drop_final", "ws_duplicate", "ws_hold", "ws_reorder", "ws_delay", "ws_close", "ws_no_pong",
             "kill9", "freeze", "sigterm_restart"} <= faults
     assert all(set(c.catches) <= KNOWN_DEFECTS for c in cases)
     assert {d for c in cases for d in c.catches} == KNOWN_DEFECTS
