@@ -1,4 +1,5 @@
-"""The ``harness`` command: run | serve | faults | load | report | fixtures | doctor | image.
+"""The ``harness`` command: run | serve | faults | load | report | fixtures | doctor | image | init |
+codec-check.
 
 Each subcommand lives in its own module, which provides ``configure_parser(parser)`` and
 ``main(args) -> int``; this file only dispatches, importing a module when its command runs so
@@ -28,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("harness.doctor", "check that everything the harness needs is in place"),
     "image": ("harness.containers.cli", "build the reference server's Docker image (no registry needed)"),
     "init": ("harness.init_cmd", "write a starter harness.toml and SLO file in this folder"),
+    "codec-check": ("harness.codec_check", "try a codec: one live session and/or frames recorded from your backend"),
 }
 
 EXIT_PASS, EXIT_FAIL, EXIT_HARNESS_ERROR = 0, 1, 2

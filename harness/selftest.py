@@ -38,6 +38,8 @@ DEFECT_SUITES: dict[str, tuple[str, ...]] = {
     "final-lost-on-close": ("chaos",),
     "no-heartbeat": ("chaos",),
     "unbounded-transcript": ("load",),
+    "idle-never": ("conformance",),
+    "keepalive-ignored": ("conformance",),
     "client-no-reconnect": ("browser",),
     "phi-in-localstorage": ("browser",),
     "console-error": ("browser",),

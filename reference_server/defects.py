@@ -24,6 +24,8 @@ SERVER_DEFECTS: tuple[str, ...] = (
     "final-lost-on-close",
     "no-heartbeat",
     "unbounded-transcript",
+    "idle-never",
+    "keepalive-ignored",
 )
 BROWSER_DEFECTS: tuple[str, ...] = ("client-no-reconnect", "phi-in-localstorage", "console-error")
 KNOWN_DEFECTS: tuple[str, ...] = SERVER_DEFECTS + BROWSER_DEFECTS

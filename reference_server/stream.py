@@ -133,6 +133,8 @@ class StreamConnection:
 
     async def _idle_watchdog(self) -> None:
         idle = self.config.idle_timeout_s
+        if "idle-never" in self.defects:  # planted: a silent stream is held for ever
+            return
         while not self.closed:
             if self.finalize_sent or self.rt.state in FINALIZED:
                 return  # the pipeline may take a while: the server ends this stream itself
@@ -182,7 +184,8 @@ class StreamConnection:
             return
         kind = message.get("type")
         if kind == "keepalive":
-            self.last_activity = time.monotonic()
+            if "keepalive-ignored" not in self.defects:  # planted: only audio counts as activity
+                self.last_activity = time.monotonic()
         elif kind == "finalize":
             await self._on_finalize()
         else:

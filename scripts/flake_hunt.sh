@@ -3,7 +3,10 @@
 # count every test or scenario that did not pass. On a healthy commit every one of those is a false
 # alarm, i.e. a flake, i.e. a defect of the harness or of its tests.
 #
-#   scripts/flake_hunt.sh N [--no-unit] [--suite conformance,chaos,...]
+#   scripts/flake_hunt.sh N [--no-unit] [--suite conformance,chaos,...] [--slo FILE]
+#
+# By default it runs what `make test` runs (the same suites but the self-test, judged by the same
+# latency-free SLO file), so a false alarm found here is one the gate could raise.
 #
 # Writes reports/flake-hunt-<stamp>/ (one folder per run, and flakes.txt) and prints the tally:
 #   "flake hunt: 0 false alarms in 5 runs (4,180 test and scenario results)".
@@ -16,19 +19,25 @@ PY=.venv/bin/python
 runs="${1:-}"
 shift || true
 if ! [[ "$runs" =~ ^[1-9][0-9]*$ ]] || [ "$runs" -gt 100 ]; then
-  echo "usage: scripts/flake_hunt.sh N [--no-unit] [--suite a,b]   (N: number of runs, 1-100; got '${runs}')" >&2
+  echo "usage: scripts/flake_hunt.sh N [--no-unit] [--suite a,b] [--slo FILE]   (N: number of runs, 1-100; got '${runs}')" >&2
   exit 2
 fi
 unit=1
-suites="conformance,chaos,browser,property"
+suites="conformance,chaos,browser,property,relay,docker"
+slo="harness/slo/ci-integrity.toml"
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-unit) unit=0 ;;
     --suite) suites="${2:?--suite needs a comma-separated list}"; shift ;;
-    *) echo "flake_hunt.sh: unknown option '$1' (known: --no-unit, --suite LIST)" >&2; exit 2 ;;
+    --slo) slo="${2:?--slo needs an SLO file}"; shift ;;
+    *) echo "flake_hunt.sh: unknown option '$1' (known: --no-unit, --suite LIST, --slo FILE)" >&2; exit 2 ;;
   esac
   shift
 done
+if [ ! -f "$slo" ]; then
+  echo "flake_hunt.sh: SLO file '$slo' does not exist" >&2
+  exit 2
+fi
 
 out="reports/flake-hunt-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
@@ -40,8 +49,8 @@ for i in $(seq 1 "$runs"); do
     $PY -m pytest tests -q -p no:cacheprovider --junitxml="$run/unit.xml" >"$run/unit.log" 2>&1
     echo "   unit tests: exit $? (log: $run/unit.log)"
   fi
-  harness run --profile ci --suite "$suites" --out "$run/ci" >"$run/ci.log" 2>&1
-  echo "   harness run --profile ci --suite $suites: exit $? (report: $run/ci/report.html)"
+  harness run --profile ci --slo "$slo" --suite "$suites" --out "$run/ci" >"$run/ci.log" 2>&1
+  echo "   harness run --profile ci --slo $slo --suite $suites: exit $? (report: $run/ci/report.html)"
 done
 
 $PY - "$out" "$runs" "$unit" <<'PY'

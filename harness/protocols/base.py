@@ -196,6 +196,9 @@ class Codec(Protocol):
     # - ``stream_finished: bool``: set by ``decode`` when the server has said the last result of a
     #   finalize, for protocols whose server never closes by itself (OpenAI Realtime): the client
     #   then closes 1000 and the session is complete.
+    # - ``idle_timeout_s: float``: the documented idle timeout, for a protocol whose stream does not
+    #   announce one (``ready.idle_timeout_s`` wins when it does); with the ``idle_timeout`` capability.
+    # - ``idle_close: tuple[int, str]``: the close code and reason prefix the server uses for it.
 
 
 def opening_frames(codec: Codec) -> list[bytes | str]:
@@ -207,6 +210,12 @@ def opening_frames(codec: Codec) -> list[bytes | str]:
 def stream_finished(codec: Codec) -> bool:
     """Whether ``codec`` has seen the end of the stream's results (see ``Codec``)."""
     return bool(getattr(codec, "stream_finished", False))
+
+
+def idle_close(codec: Codec) -> tuple[int, str] | None:
+    """The close ``codec``'s server documents for an idle stream (None: not documented)."""
+    value = getattr(codec, "idle_close", None)
+    return (int(value[0]), str(value[1])) if value else None
 
 
 # --- helpers shared by codecs ----------------------------------------------------------------

@@ -24,6 +24,9 @@ CAPABILITIES: dict[str, str] = {
     "partials": "the stream sends interim (partial) results while audio flows, before a segment's final",
     "pipeline_events": "the stream carries the post-processing pipeline's events after finalize",
     "keepalive": "the client can keep a silent stream open with a keepalive message",
+    "idle_timeout": "the server closes a stream with no audio and no keepalive after a documented idle timeout "
+                    "(ready.idle_timeout_s, or the codec's idle_timeout_s) with a documented close (the codec's "
+                    "idle_close)",
     "scripted_engine": "sessions can ask for the scripted engine (a test double that replays a given script)",
     "delete": "a session can be deleted (DELETE /v1/sessions/{id})",
     "health": "GET /health reports the documented integer counters",

@@ -40,13 +40,15 @@ class DeepgramCodec:
     name: ClassVar[str] = "deepgram"
     # What Deepgram's live API itself promises. A backend that also serves the reference server's
     # HTTP extras (GET /v1/sessions/{request_id}, /health) adds them with --capabilities.
-    capabilities: ClassVar[frozenset[str]] = frozenset({"keepalive", "partials"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"keepalive", "idle_timeout", "partials"})
     supports_resume: ClassVar[bool] = False
     has_offsets: ClassVar[bool] = False
     sends_ready: ClassVar[bool] = False
     finalize_control: ClassVar[str] = "close_stream"
     http_finalize: ClassVar[bool] = False
     stream_path: ClassVar[str] = "/v1/listen"
+    idle_timeout_s: ClassVar[float] = 10.0  # "no audio or message for 10 s"
+    idle_close: ClassVar[tuple[int, str]] = (1011, "NET-0001")
 
     def __init__(self) -> None:
         self.next_segment_id = 0

@@ -53,7 +53,7 @@ class ReferenceCodec:
     name: ClassVar[str] = "reference"
     capabilities: ClassVar[frozenset[str]] = frozenset({
         "session_api", "session_lookup", "http_finalize", "offsets", "replay", "segment_ids", "ready", "partials",
-        "pipeline_events", "keepalive", "scripted_engine", "delete", "health", "stats", "v1_frames",
+        "pipeline_events", "keepalive", "idle_timeout", "scripted_engine", "delete", "health", "stats", "v1_frames",
     })
     supports_resume: ClassVar[bool] = True
     has_offsets: ClassVar[bool] = True
@@ -61,6 +61,7 @@ class ReferenceCodec:
     finalize_control: ClassVar[str] = "finalize"
     http_finalize: ClassVar[bool] = True
     stream_path: ClassVar[str] = "/v1/stream"
+    idle_close: ClassVar[tuple[int, str]] = (4408, "")  # after ready.idle_timeout_s without audio or keepalive
 
     # --- HTTP ---------------------------------------------------------------------------
     @staticmethod

@@ -3,7 +3,7 @@
 Audio goes through PocketSphinx's ``Endpointer`` (WebRTC-style voice activity detection with a
 smoothing window) in whole 30 ms frames; only the speech it passes reaches the decoder. While speech
 flows, the decoder's running hypothesis is reported as a partial every ``PARTIAL_EVERY_MS`` of
-speech audio. A pause of about ``ENDPOINT_WINDOW_S`` ends the utterance: the decoder's best-path
+speech audio (sooner, every ``PARTIAL_RETRY_MS``, while it has no word yet). A pause of about ``ENDPOINT_WINDOW_S`` ends the utterance: the decoder's best-path
 pass gives the final words with their times (10 ms frames) and posterior probabilities as
 confidences.
 A segment is also closed once it holds ``max_segment_s`` of audio, and at flush.
@@ -39,6 +39,11 @@ from .validate import check_config, check_pcm
 ENDPOINT_WINDOW_S = 0.6  # ~0.55 s of non-speech ends a segment
 ENDPOINT_RATIO = 0.9  # fraction of the window that must agree to switch speech <-> silence
 PARTIAL_EVERY_MS = 300  # partial cadence, in speech audio fed to the decoder
+# When a partial is due but the decoder has no word yet (the start of a segment), ask again after
+# this much more speech instead of a whole cadence later: the first partial comes sooner, and the
+# finals are not touched (this only reads the running hypothesis).
+PARTIAL_RETRY_MS = 90
+RAW_SLACK_S = 0.5  # raw audio kept beyond the endpointer's window, for where its speech starts
 # The decoder explains long steady noise as one very long "word"; no spoken word is this long.
 MAX_WORD_MS = 1500
 
@@ -77,6 +82,12 @@ class PocketSphinxEngine:
         self._partial_bytes = PARTIAL_EVERY_MS * BYTES_PER_MS
         self._received = config.start_offset  # stream offset of the next byte to arrive
         self._pending = bytearray()  # received bytes not yet a whole endpointer frame
+        # The endpointer is a delay line: it hands speech back a whole window late. The decoder is
+        # fed from this copy of the recent raw audio instead, as soon as the endpointer has said
+        # "speech", so partials are not a window behind the stream.
+        self._raw = bytearray()
+        self._raw_base = config.start_offset  # stream offset of self._raw[0]
+        self._raw_keep = int((ENDPOINT_WINDOW_S + RAW_SLACK_S) * config.sample_rate) * 2
         self._in_utt = False
         self._utt_start = 0  # stream offset where the open segment's audio starts
         self._cursor = config.start_offset  # stream offset of the end of audio fed to the decoder
@@ -92,6 +103,7 @@ class PocketSphinxEngine:
         check_pcm(pcm)
         self._received += len(pcm)
         self._pending += pcm
+        self._raw += pcm
         results: list[EngineResult] = []
         frame_bytes = self._frame_bytes
         taken = 0
@@ -101,6 +113,12 @@ class PocketSphinxEngine:
             self._process_frame(bytes(self._pending[taken : taken + frame_bytes]), results)
             taken += frame_bytes
         del self._pending[:taken]
+        # Keep what a speech start can reach back to (a window, with slack), and what is not fed yet.
+        drop = min(len(self._raw) - self._raw_keep, (self._cursor if self._in_utt else self._frame_end) - self._raw_base)
+        if drop > 0:
+            drop -= drop % 2
+            del self._raw[:drop]
+            self._raw_base += drop
         return results
 
     def flush(self) -> list[EngineResult]:
@@ -109,10 +127,8 @@ class PocketSphinxEngine:
         tail = bytes(self._pending)
         self._pending.clear()
         if self._endpointer.in_speech:
-            # end_stream needs at least one sample; give it a silent one and cut it off again.
-            speech = self._endpointer.end_stream(tail or b"\0\0")
-            if speech is not None:
-                self._feed(speech if tail else speech[:-2], results)
+            # Everything up to the last whole frame is fed already; the tail is the rest of the speech.
+            self._feed_raw(self._received, results)
         # A partial now would be stale at once: only finals come out of a flush.
         results = [r for r in results if isinstance(r, FinalResult)]
         results.extend(self._end_segment())
@@ -144,15 +160,20 @@ class PocketSphinxEngine:
     def _process_frame(self, frame: bytes, results: list[EngineResult]) -> None:
         endpointer = self._endpointer
         was_in_speech = endpointer.in_speech
-        speech = endpointer.process(frame)
+        speech = endpointer.process(frame)  # only the decision is used: its audio is a window late
         if speech is None:
             return
         if not was_in_speech:
             start = self._endpointer_base + round(endpointer.speech_start * 16000) * 2
-            self._cursor = max(start, self._last_boundary)
-        self._feed(speech, results)
+            self._cursor = max(start, self._last_boundary, self._raw_base)
+        self._feed_raw(self._frame_end, results)
         if not endpointer.in_speech:
             results.extend(self._end_segment(closed_at=self._frame_end))
+
+    def _feed_raw(self, end: int, results: list[EngineResult]) -> None:
+        """Feed the decoder the raw stream audio from ``self._cursor`` to ``end``."""
+        if end > self._cursor:
+            self._feed(bytes(self._raw[self._cursor - self._raw_base : end - self._raw_base]), results)
 
     def _feed(self, speech: bytes, results: list[EngineResult]) -> None:
         """Decode contiguous speech audio that starts at ``self._cursor``."""
@@ -170,10 +191,12 @@ class PocketSphinxEngine:
             if self._cursor - self._utt_start >= self._max_segment_bytes:
                 results.extend(self._end_segment())  # forced: the segment is at max_segment_s
             elif self._since_partial >= self._partial_bytes:
-                self._since_partial = 0
                 partial = self._partial()
                 if partial is not None:
+                    self._since_partial = 0
                     results.append(partial)
+                else:  # no word yet: try again soon
+                    self._since_partial = self._partial_bytes - PARTIAL_RETRY_MS * BYTES_PER_MS
 
     def _partial(self) -> PartialResult | None:
         # From the word segmentation rather than hyp(), so the noise filter applies to partials too.

@@ -188,7 +188,7 @@ class VendorConnection:
     async def receive_loop(self) -> None:
         loop = asyncio.get_running_loop()
         helpers = []
-        if self.adapter.idle_timeout_s:
+        if self.adapter.idle_timeout_s and "idle-never" not in self.manager.defects:  # planted: never closed
             helpers.append(loop.create_task(self._idle_watchdog(self.adapter.idle_timeout_s)))
         if self.adapter.tick_s:
             helpers.append(loop.create_task(self._ticks(self.adapter.tick_s)))
@@ -210,7 +210,9 @@ class VendorConnection:
                         await self.run(self.adapter.on_text(message["text"]))
                 finally:
                     self.handling = False
-                    self.last_activity = time.monotonic()
+                    # planted keepalive-ignored: only audio counts as activity, control messages do not
+                    if message.get("bytes") is not None or "keepalive-ignored" not in self.manager.defects:
+                        self.last_activity = time.monotonic()
         except Exception as exc:  # noqa: BLE001 - the connection broke mid-receive
             # a bug here must not leave the client without a close frame, nor the session open
             log.exception("%s %s: connection failed", self.adapter.protocol, self.record.id, exc_info=exc)

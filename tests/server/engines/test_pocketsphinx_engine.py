@@ -259,3 +259,44 @@ def test_a_pause_ended_segment_ends_where_the_engine_decided(speech, pool):
     assert 300 <= pause_heard_ms <= 1500
     assert first.boundary_offset == first.end_ms * 32
     assert second.start_ms * 32 >= first.boundary_offset
+
+
+def test_partials_are_not_a_window_behind_the_stream(speech, pool):
+    """The endpointer hands its audio back a whole window late; the decoder must not hear it that
+    late, or every partial (and the first one most) lags the stream by the window."""
+    engine = PocketSphinxEngine(EngineConfig(), pool=pool)
+    lags = []
+    try:
+        for start in range(0, len(speech), CHUNK):
+            received_ms = (start + len(speech[start : start + CHUNK])) // 32
+            lags += [received_ms - r.end_ms for r in engine.accept(speech[start : start + CHUNK])
+                     if isinstance(r, PartialResult)]
+        engine.flush()
+    finally:
+        engine.close()
+    assert lags, "no partial was emitted"
+    # At most a chunk and an endpointer frame behind what was received (the window is 600 ms).
+    assert max(lags) <= 100 + 30, lags
+
+
+def test_the_first_partial_comes_with_the_speech_decision(utterances, pool):
+    """No cadence wait after the endpointer said speech: the first partial with words is emitted
+    within a chunk or two (of audio) of the decision, not a 300 ms cadence later."""
+    entry = utterances[0]
+    pcm = _pcm(entry)
+    engine = PocketSphinxEngine(EngineConfig(), pool=pool)
+    decided_ms = first_ms = None
+    try:
+        for start in range(0, len(pcm), CHUNK):
+            out = engine.accept(pcm[start : start + CHUNK])
+            at_ms = (start + CHUNK) // 32
+            if decided_ms is None and engine._in_utt:
+                decided_ms = at_ms
+            if first_ms is None and any(isinstance(r, PartialResult) and r.text for r in out):
+                first_ms = at_ms
+                break
+    finally:
+        engine.close()
+    assert decided_ms is not None and first_ms is not None, (decided_ms, first_ms)
+    assert first_ms - decided_ms <= 200, (decided_ms, first_ms)
+    assert first_ms - entry["speech_onset_s"] * 1000 < 800, (entry["id"], first_ms)
