@@ -23,17 +23,19 @@ from harness.history import History
 from harness.protocols.events import Ack, Closed, Error, Event, Final, Partial
 
 
-def stream_lifecycle(history: History, expect_speech: bool = True, expect_close: int | None = 1000) -> Verdict:
-    """The stream's happy path as a client sees it, with the first thing that went wrong named."""
+def stream_lifecycle(history: History, expect_speech: bool = True, expect_close: int | None = 1000, *,
+                     ready: bool = True, acks: bool = True) -> Verdict:
+    """The stream's happy path as a client sees it, with the first thing that went wrong named.
+    ``ready`` / ``acks``: whether the protocol promises a ready message and acks of every byte
+    (the ``ready`` and ``offsets`` capabilities; a scenario passes what its target has)."""
     name, who = "lifecycle.stream", session_label(history)
-    reference = history.meta.get("protocol", "reference") == "reference"
     problems: list[str] = []
     readies = history.events("ready")
     sent = sent_through(history)
     acked = max((e.received_offset for _, e in history.events("ack") if isinstance(e, Ack)), default=0)
-    if reference and not readies:
+    if ready and not readies:
         problems.append("no ready message arrived")
-    if reference and sent and acked < sent:
+    if acks and sent and acked < sent:
         problems.append(f"audio acknowledged only through byte {acked} of {sent} sent")
     partials = [e for _, e in history.events("partial") if isinstance(e, Partial) and e.text.strip()]
     finals = [e for _, e in history.events("final") if isinstance(e, Final) and e.text.strip()]
@@ -189,3 +191,35 @@ def partial_coverage(history: History, max_gap_ms: float = 1000.0) -> Verdict:
                        {}, evidence)
     return verdict(name, Status.PASS, f"{who}: a hypothesis at least every {gap:.0f} ms of speech "
                    f"through {speech_end:.0f} ms", {}, evidence)
+
+
+def wrong_key_refused(history: History) -> Verdict:
+    """A wrong API key is refused: session creation answers 401/403 (a protocol with a session
+    step), or the stream's handshake fails with 401/403, or the server closes the stream before it
+    answers anything (no ready, ack, partial or final)."""
+    name, who = "auth.wrong_key", session_label(history)
+    creates = [r for r in history.of_kind("http") if r.data.get("method") == "POST"]
+    if creates:
+        status = creates[0].data.get("status")
+        if status in (401, 403):
+            return verdict(name, Status.PASS, f"{who}: session creation refused with HTTP {status}",
+                           evidence={"status": status})
+        return verdict(name, Status.FAIL, f"{who}: session creation with a wrong API key answered "
+                       f"{'no answer' if status is None else f'HTTP {status}'}, not 401 or 403", evidence={"status": status})
+    failed = history.of_kind("connect_failed")
+    if failed and not history.of_kind("connected"):
+        status = failed[0].data.get("status")
+        if status in (401, 403):
+            return verdict(name, Status.PASS, f"{who}: the handshake was refused with HTTP {status}",
+                           evidence={"status": status})
+        return verdict(name, Status.FAIL, f"{who}: the handshake failed, but not as a refusal of the key "
+                       f"({failed[0].data.get('error')}; expected HTTP 401 or 403)", evidence={"status": status})
+    answered = [e.type for _, e in history.events() if e.type in ("ready", "ack", "partial", "final")]
+    closes = [e for _, e in history.events("closed") if isinstance(e, Closed)]
+    if answered:
+        return verdict(name, Status.FAIL, f"{who}: a wrong API key was served: the stream answered "
+                       f"{short(sorted(set(answered)), 4)} before any close", evidence={"answered": answered})
+    if not closes:
+        return verdict(name, Status.FAIL, f"{who}: a stream with a wrong API key was accepted and left open")
+    return verdict(name, Status.PASS, f"{who}: closed {closes[0].code} {closes[0].reason!r} before answering anything",
+                   evidence={"close_code": closes[0].code})

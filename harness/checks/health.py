@@ -147,3 +147,46 @@ def vanished_client(before: Snapshot | dict[str, Any], after: Snapshot | dict[st
         return verdict(name, Status.FAIL, "; ".join(problems), {}, evidence)
     kept = "" if ends_on_drop else f"; the session waits for a resume as {session_state!r}" if session_state else ""
     return verdict(name, Status.PASS, f"the vanished client was let go{waited}{kept}", {}, evidence)
+
+
+def _metric_samples(text: str) -> dict[str, float]:
+    """name -> value of every unlabelled sample in a Prometheus text exposition; ValueError if it
+    does not parse."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if not sample.labels:
+                out[sample.name] = float(sample.value)
+    return out
+
+
+def metrics_match_stats(stats_before: dict[str, Any], metrics_text: str, stats_after: dict[str, Any]) -> Verdict:
+    """``GET /metrics`` is a Prometheus text exposition of the same figures as ``/v1/stats``: for
+    each of the documented integer figures, a sample named ``<prefix>_<figure>`` (or with
+    ``_total``) whose value lies between the two ``/v1/stats`` answers taken before and after it
+    (other clients may move the figures meanwhile)."""
+    name = "health.metrics"
+    try:
+        samples = _metric_samples(metrics_text)
+    except ValueError as exc:
+        return verdict(name, Status.FAIL, f"/metrics is not Prometheus text exposition: {exc}",
+                       evidence={"metrics": metrics_text[:500]})
+    problems, rows = [], {}
+    for figure in STATS_INTEGERS:
+        a, b = stats_before.get(figure), stats_after.get(figure)
+        names = [n for n in samples if n.endswith("_" + figure) or n.endswith("_" + figure + "_total")
+                 or n in (figure, figure + "_total")]
+        if not names:
+            problems.append(f"no sample for {figure}")
+            continue
+        value = samples[names[0]]
+        rows[figure] = {"metric": names[0], "value": value, "stats_before": a, "stats_after": b}
+        if _is_number(a) and _is_number(b) and not min(a, b) <= value <= max(a, b):
+            problems.append(f"{names[0]} is {value:g} while /v1/stats said {a} then {b}")
+    evidence = {"figures": rows, "samples": len(samples)}
+    if problems:
+        return verdict(name, Status.FAIL, "/metrics disagrees with /v1/stats: " + short(problems, 4), {}, evidence)
+    return verdict(name, Status.PASS, f"/metrics has {len(rows)} of /v1/stats' figures, each matching "
+                   f"({len(samples)} samples)", {}, evidence)

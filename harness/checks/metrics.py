@@ -48,7 +48,12 @@ METRICS: dict[str, Metric] = {
         ),
         Metric("lost_segments", "segments", "Holes in the segment ids, and segments partially seen but never finalized."),
         Metric("wer", "0..", "Word error rate against the fixture's text after normalization (jiwer)."),
-        Metric("recovery_ms", "ms", "A fault window's end -> the next ack received."),
+        Metric("recovery_ms", "ms", "A fault window's end -> the next ack received (where the server acks nothing: "
+               "the next transcript result)."),
+        Metric("fault_lost_words", "words", "Without resume: words of the clean baseline run inside a fault's window "
+               "(harness.checks.reconnect) that the faulted session did not deliver."),
+        Metric("fault_extra_words", "words", "Without resume: words inside a fault's window that the clean baseline "
+               "run does not have."),
         Metric("added_latency_ms", "ms", "A latency under fault minus the same latency's median without fault."),
         Metric("partial_gap_ms", "ms", "Time between consecutive hypotheses (partials or finals) while speech flows."),
     )

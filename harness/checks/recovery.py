@@ -13,17 +13,23 @@ from harness.checks.verdict import Status, Verdict
 from harness.history import History
 
 
-def recovery(history: History, limit_ms: float | None = None) -> Verdict:
-    """Fault end -> the next ack (``recovery_ms``), per ended fault window.
+PROGRESS = {"ack": ("ack",), "result": ("partial", "final")}
+
+
+def recovery(history: History, limit_ms: float | None = None, progress: str = "ack") -> Verdict:
+    """Fault end -> the next ack (``recovery_ms``), per ended fault window; with ``progress="result"``
+    (a protocol whose server acks nothing) the next transcript result, partial or final.
 
     A window after which the session sent no more audio is skipped (nothing to recover); one
-    followed by audio but never by an ack fails: the session did not come back.
+    followed by audio but never by an ack (result) fails: the session did not come back.
     """
     name, who = "recovery.time", session_label(history)
+    if progress not in PROGRESS:
+        raise ValueError(f"progress must be one of {sorted(PROGRESS)}, got {progress!r}")
     windows = [w for w in history.faults if w.end_ns is not None]
     if not windows:
         return verdict(name, Status.UNKNOWN, f"{who}: no ended fault window to recover from", {"recovery_ms": []})
-    acks = [t for t, _ in history.events("ack")]
+    acks = sorted(t for kind in PROGRESS[progress] for t, _ in history.events(kind))
     sends = [r.t_ns for r in history.of_kind("audio_sent")]
     samples, never, rows = [], [], []
     for w in windows:
@@ -39,7 +45,8 @@ def recovery(history: History, limit_ms: float | None = None) -> Verdict:
     metrics = {"recovery_ms": samples}
     evidence = {"windows": rows, "never_recovered": never}
     if never:
-        return verdict(name, Status.FAIL, f"{who}: no ack after the fault ended: " + short(never, 3), metrics, evidence)
+        return verdict(name, Status.FAIL, f"{who}: no {' or '.join(PROGRESS[progress])} after the fault ended: "
+                       + short(never, 3), metrics, evidence)
     if not samples:
         return verdict(name, Status.UNKNOWN, f"{who}: no audio after any fault ended", metrics, evidence)
     worst = max(samples)

@@ -731,6 +731,12 @@ class SessionCore:
             # No resume: audio in flight on the dead connection is lost, the next one starts where
             # sending stopped (what a Deepgram client does).
             self.buffer.release(self.cursor)
+            if self.buffer.start > self.cursor:
+                # A frame read from the source whose send failed with the connection: a client
+                # without offsets keeps nothing it has read, so it is lost with the connection.
+                self.note(f"audio {self.cursor}..{self.buffer.start} was read but never sent: lost with the "
+                          "connection", lost_from=self.cursor, lost_to=self.buffer.start)
+                self.cursor = self.buffer.start
         self.note(why, reconnect=self.reconnects, delay_s=round(delay_s, 3))
         self.wake_at = self.now + delay_s
         self.phase = _BACKOFF

@@ -15,7 +15,7 @@ from typing import Any
 from harness.faults.schedule import AfterAudio, Step
 from harness.faults.signals import Freeze, Kill9, SigtermRestart
 from harness.faults.toxics import Bandwidth, Blackhole, Latency, LimitData, ProxyDown, ResetPeer, SlowClose, Slicer
-from harness.faults.ws_faults import WsClose, WsDelay, WsDrop, WsDuplicate, WsHold, WsNoPong, WsReorder
+from harness.faults.ws_faults import DropFinal, WsClose, WsDelay, WsDuplicate, WsHold, WsNoPong, WsReorder
 
 # Distinct words, so a lost or doubled byte range names itself in a failure message.
 SCRIPT = (
@@ -47,6 +47,8 @@ class FaultCase:
     catches: tuple[str, ...] = ()  # planted defects this case catches (selftest marker)
     kind: str = "stream"  # stream: a full session through the faults; silent_client: see run_silent_client
     trust_latency_ms: float | None = None  # check that the harness measures this injected latency within 10 %
+    needs: tuple[str, ...] = ()  # capabilities the row itself needs, whichever way the matrix runs (see below)
+    utterances: tuple[str, ...] = ()  # instead of fixture_id: these fixtures one after another (see for_target)
 
     @property
     def fault(self) -> str:
@@ -95,7 +97,11 @@ def _base_cases(long: bool, seed: int = 1) -> list[FaultCase]:
         at = _at(at_ms) if at_ms is not None else Step(fault).at
         return (Step(fault, at, None if duration_s is None else int(round(duration_s * 1000))),)
 
-    ws_close = WsClose  # at the 8th ack: some audio and acks went through, finals were sent
+    def ws_close(code: int, reason: str) -> tuple[Step, ...]:
+        # After 2 s of audio (some audio went through and a final was sent), at the client's next
+        # audio frame: every protocol sends one then, whether or not its server acks.
+        return step(WsClose(code, reason, "upstream", "binary", 1), 2000)
+
     cases = [
         FaultCase("control", catches=("final-lost-on-close",)),
         FaultCase("latency-down-jitter", step(Latency(300, 50, "downstream"), 1000, 2.5 * k)),
@@ -112,22 +118,22 @@ def _base_cases(long: bool, seed: int = 1) -> list[FaultCase]:
                   catches=("final-lost-on-close",)),
         # The second final (segment 1): the third, arriving before finalize, reveals the hole and the
         # client reconnects for the replay. A final lost after finalize cannot be replayed (4410).
-        FaultCase("ws-drop-final-2", step(WsDrop("downstream", kind="final", nth=2)), catches=RESUME),
-        FaultCase("ws-duplicate-audio-frame", step(WsDuplicate("upstream", kind="binary", nth=20))),
-        FaultCase("ws-hold-acks", step(WsHold("downstream", kind="ack", hold_ms=int(2000 * k)), 1000)),
-        FaultCase("ws-reorder-audio", step(WsReorder("upstream", kind="binary", nth=15, after=1))),
-        FaultCase("ws-delay-final", step(WsDelay("downstream", kind="final", nth=1, delay_ms=1500))),
-        FaultCase("ws-close-1011", step(ws_close(1011, "injected internal error", "downstream", "ack", 8)),
-                  catches=RESUME),
-        FaultCase("ws-close-1001", step(ws_close(1001, "injected going away", "downstream", "ack", 8)),
-                  catches=RESUME),
+        FaultCase("ws-drop-final-2", step(DropFinal(nth=2)), catches=RESUME),
+        # Audio frames doubled or out of order, and acks held back: what byte offsets and acks are
+        # for. Without them a doubled frame is doubled audio by construction, nothing to judge.
+        FaultCase("ws-duplicate-audio-frame", step(WsDuplicate("upstream", kind="binary", nth=20)), needs=("offsets",)),
+        FaultCase("ws-hold-acks", step(WsHold("downstream", kind="ack", hold_ms=int(2000 * k)), 1000), needs=("offsets",)),
+        FaultCase("ws-reorder-audio", step(WsReorder("upstream", kind="binary", nth=15, after=1)), needs=("offsets",)),
+        FaultCase("ws-delay-final", step(WsDelay("downstream", nth=1, delay_ms=1500, final=True))),
+        FaultCase("ws-close-1011", ws_close(1011, "injected internal error"), catches=RESUME),
+        FaultCase("ws-close-1001", ws_close(1001, "injected going away"), catches=RESUME),
         FaultCase("ws-silent-client", step(WsNoPong(silence_client=True)), kind="silent_client",
                   server_args=("--heartbeat-s", "1", "--idle-timeout-s", "60"), catches=("no-heartbeat",)),
         FaultCase("kill9-restart", step(Kill9(down_s=0.5), 2000)),
         FaultCase("frozen", step(Freeze(), 1500, freeze_s)),
         FaultCase("graceful-restart", step(SigtermRestart(down_s=0.0), 2000)),
         FaultCase("latency-measured", step(Latency(300, 0, "downstream"), 1500, 3.0), audio_s=6.0,
-                  metadata={"script_segment_words": 1}, trust_latency_ms=300.0),
+                  metadata={"script_segment_words": 1}, trust_latency_ms=300.0, needs=("scripted_engine",)),
     ]
     return [replace(c, seed=seed) for c in cases]
 
@@ -158,4 +164,60 @@ def _with(case: FaultCase, **changes: Any) -> FaultCase:
     return replace(case, **changes)
 
 
-__all__ = ["CaseSkipped", "FaultCase", "LONG_FIXTURE", "SCRIPT", "cases"]
+# --- which way the matrix runs on a target -----------------------------------------------------
+# With resume (byte offsets, acks, replay of finals by segment id: the reference protocol) a
+# faulted session must come out word for word as if nothing happened. Without it (Deepgram,
+# AssemblyAI, Speechmatics, OpenAI Realtime) the client reconnects as a new session after a
+# fault, as those vendors' own clients do, and the checks measure what was lost around the fault
+# against a clean run of the same audio on the same target (harness.checks.reconnect).
+RESUME_NEEDS = ("session_api", "offsets", "replay", "segment_ids", "pipeline_events")
+
+# Without the scripted engine the words come from the target's own recognizer, so a session needs
+# speech with pauses: words before and after a fault fall in segments of their own, which must
+# match the clean baseline. Three short utterances, each followed by a pause the endpointer hears.
+UTTERANCES = ("meeting-03-awb", "medical-04-slt", "support-03-kal16")
+UTTERANCE_GAP_S = 1.0
+NEAR_END_MS = 1000  # a trigger this close to the scripted audio's end is about finalize: it keeps that distance
+
+
+def resumes(capabilities: frozenset[str]) -> bool:
+    """Whether the matrix judges resume on a target with these capabilities."""
+    return all(c in capabilities for c in RESUME_NEEDS)
+
+
+def case_needs(case: FaultCase, capabilities: frozenset[str]) -> tuple[str, ...]:
+    """What one case needs of a target with ``capabilities`` (it is left out otherwise): the row's
+    own needs, a server the harness starts for process faults, and, where the matrix judges
+    resume, resume itself and the scripted engine of scripted rows."""
+    needs = list(case.needs)
+    if case.own_server or case.layer == "process":  # a server the harness starts, kills or configures
+        needs.append("embedded_server")
+    if resumes(capabilities):
+        needs += RESUME_NEEDS
+        if case.engine == "scripted":
+            needs.append("scripted_engine")
+    return tuple(dict.fromkeys(needs))
+
+
+def for_target(case: FaultCase, capabilities: frozenset[str], audio_ms_of: Any) -> FaultCase:
+    """The case as it runs on a target with ``capabilities``: unchanged where the matrix judges
+    resume or the target has the scripted engine; otherwise on the target's own engine over
+    :data:`UTTERANCES`, with triggers near the scripted audio's end moved to the same distance
+    before the new end (``audio_ms_of(case)`` is the new audio's length in ms)."""
+    if resumes(capabilities) or (case.engine == "scripted" and "scripted_engine" in capabilities):
+        return case
+    adapted = replace(case, engine="pocketsphinx", utterances=UTTERANCES, audio_s=None, metadata={})
+    old_end = (case.audio_s or 0) * 1000
+    new_end = audio_ms_of(adapted)
+    if case.engine != "scripted" or not old_end:
+        return adapted
+    steps = []
+    for s in case.steps:
+        if isinstance(s.at, AfterAudio) and s.at.ms > old_end - NEAR_END_MS:
+            s = replace(s, at=_at(new_end - (old_end - s.at.ms)))
+        steps.append(s)
+    return replace(adapted, steps=tuple(steps))
+
+
+__all__ = ["CaseSkipped", "FaultCase", "LONG_FIXTURE", "RESUME_NEEDS", "SCRIPT", "UTTERANCES", "case_needs", "cases",
+           "for_target", "resumes"]

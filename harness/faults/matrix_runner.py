@@ -4,6 +4,11 @@ Each case gets what its steps act on (its own Toxiproxy proxy, its own WebSocket
 its own reference server for process faults), one session through it, and its schedule run from
 the client's side by :mod:`harness.faults.scheduler`. The stream goes through the fault, HTTP goes
 direct. The verdicts are :func:`harness.checks.chaos.case_verdicts`.
+
+On a target without resume (:func:`harness.faults.matrix.resumes`) each case also gets a clean
+baseline run of the same audio on the same target (its segments, with times), the states of the
+sessions its connections opened (read back where the target shows them), and a short clean
+session opened after it (the backend still serves).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.checks import integrity
+from harness.checks import reconnect as reconnect_checks
 from harness.checks._common import ns_to_ms
 from harness.checks.chaos import SILENT_SLACK_S
 from harness.drivers.asyncio_driver import AsyncSessionClient, create_session, open_stream
@@ -26,12 +32,16 @@ from harness.drivers.session import SessionOutcome, SessionPlan
 from harness.faults import toxiproxy as tp
 from harness.faults import wsproxy as wsp
 from harness.faults.base import FaultContext
+from harness.faults import matrix
 from harness.faults.matrix import SCRIPT, WORD_MS, CaseSkipped, FaultCase
 from harness.faults.scheduler import SessionEnded, run_steps
 from harness.history import History
-from harness.protocols.base import BYTES_PER_SECOND, SessionParams, StreamTarget
+from harness.protocols.base import BYTES_PER_SECOND, Codec, SessionInfo, SessionParams, StreamTarget
 from harness.protocols.events import Closed, Ready
-from harness.protocols.registry import capabilities_of, get_codec
+from harness.protocols.registry import get_codec
+
+PROBE_FIXTURE = "meeting-03-awb"  # the short clean session opened after a case (the backend still serves)
+STATE_WAIT_S = 20.0  # how long a left-behind session may stay open before it counts as hung (> 2 heartbeats)
 
 
 @dataclass
@@ -49,7 +59,21 @@ class ChaosEnv:
     allow_remote: bool = False
     max_parallel: int = 8
     max_servers: int = 2  # dedicated servers at a time (each is a Python process starting up)
+    max_asr: int = 3  # cases on a real recognizer at a time (real-time PocketSphinx streams on two cores)
     stagger_s: float = 0.4  # between the first case starts
+    capabilities: frozenset[str] | None = None  # the target's (None: the codec's, plus the embedded server's)
+
+    @property
+    def caps(self) -> frozenset[str]:
+        if self.capabilities is not None:
+            return self.capabilities
+        from harness.protocols.capabilities import target_capabilities
+
+        return target_capabilities(self.protocol, self.embedded)
+
+    @property
+    def resumes(self) -> bool:
+        return matrix.resumes(self.caps)
 
 
 @dataclass
@@ -61,6 +85,10 @@ class CaseRun:
     outcome: SessionOutcome | None = None
     baseline: list[str] | None = None
     error: str | None = None  # the harness broke (not a verdict about the backend)
+    capabilities: frozenset[str] = frozenset()  # the target's: which checks apply
+    baseline_segments: list[reconnect_checks.Segment] | None = None  # without resume: the clean run's finals
+    session_states: dict[str, str | None] = field(default_factory=dict)  # without resume: each connection's session
+    probe: dict[str, Any] | None = None  # without resume: the clean session opened after the case
     injected_error: str | None = None  # the fault could not be placed (session ended first)
     extra: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
@@ -78,7 +106,7 @@ class MatrixRunner:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
-        self._baselines: dict[tuple[str, float | None], Future[list[str]]] = {}
+        self._baselines: dict[tuple[Any, ...], Future[list[reconnect_checks.Segment]]] = {}
 
     def start(self) -> MatrixRunner:
         self._thread = threading.Thread(target=self._main, name="chaos-matrix", daemon=True)
@@ -107,11 +135,12 @@ class MatrixRunner:
         self._stop = asyncio.Event()
         slots = asyncio.Semaphore(self.env.max_parallel)
         servers = asyncio.Semaphore(self.env.max_servers)
+        asr = asyncio.Semaphore(self.env.max_asr)
         lab: tp.ToxiproxyLab | None = None
         if self.env.toxiproxy_url:
             lab = tp.ToxiproxyLab(self.env.toxiproxy_url, allow_remote=self.env.allow_remote)
         try:
-            tasks = [asyncio.create_task(self._one(c, slots, servers, lab, i * self.env.stagger_s))
+            tasks = [asyncio.create_task(self._one(c, slots, servers, asr, lab, i * self.env.stagger_s))
                      for i, c in enumerate(self.cases)]
             runner = asyncio.gather(*tasks, return_exceptions=True)
             stop = asyncio.create_task(self._stop.wait())
@@ -131,20 +160,22 @@ class MatrixRunner:
                     f.set_exception(RuntimeError("the chaos matrix stopped before this case ran"))
 
     async def _one(self, case: FaultCase, slots: asyncio.Semaphore, servers: asyncio.Semaphore,
-                   lab: tp.ToxiproxyLab | None, delay_s: float) -> None:
+                   asr: asyncio.Semaphore, lab: tp.ToxiproxyLab | None, delay_s: float) -> None:
         future = self.futures[case.id]
         try:
             skip = self._skip_reason(case)
             if skip:
                 raise CaseSkipped(skip)
+            case = matrix.for_target(case, self.env.caps, lambda c: len(self._pcm(c)) / (BYTES_PER_SECOND / 1000))
             # Staggered starts: sessions created all at once on two cores measure the herd, not the backend.
             await asyncio.sleep(min(delay_s, self.env.stagger_s * self.env.max_parallel))
-            async with slots:
+            async with contextlib.AsyncExitStack() as limits:
+                await limits.enter_async_context(slots)
                 if case.own_server:
-                    async with servers:
-                        run = await self._run_case(case, lab)
-                else:
-                    run = await self._run_case(case, lab)
+                    await limits.enter_async_context(servers)
+                if case.engine != "scripted":
+                    await limits.enter_async_context(asr)
+                run = await self._run_case(case, lab)
             future.set_result(run)
         except BaseException as exc:  # the test re-raises it: a harness error, never a pass
             if not future.done():
@@ -153,10 +184,8 @@ class MatrixRunner:
                 raise
 
     def _skip_reason(self, case: FaultCase) -> str:
-        lacking = [c for c in ("offsets", "replay") if c not in capabilities_of(self.env.protocol)]
-        if lacking:
-            return (f"the chaos matrix tests resume (offsets and replay of finals); --protocol "
-                    f"{self.env.protocol} lacks {', '.join(lacking)}")
+        """What the collection cannot know: a Toxiproxy server missing (the capabilities are
+        judged at collection, :func:`harness.faults.matrix.case_needs`)."""
         if case.own_server and not self.env.embedded:
             return "needs a server the harness starts itself (process faults, small heartbeat); --target given"
         if "toxiproxy" in case.layers and not self.env.toxiproxy_url:
@@ -175,10 +204,15 @@ class MatrixRunner:
                 run = await run_silent_client(case, http_url, api_key, server, self.env)
                 run.duration_s = time.monotonic() - started
                 return run
-            baseline = await self._baseline(case)
-            fixture = self.env.manifest.get(case.fixture_id)
-            history = History(meta={"fixture_id": case.fixture_id, "fault": case.fault, "fault_params": case.params,
-                                    "baseline_text": " ".join(baseline), "speech_onset_ms": fixture.speech_onset_ms})
+            resumes = self.env.resumes
+            segments = None if resumes else await self._baseline_segments(case)
+            baseline = await self._baseline(case) if resumes else [w for s in segments or [] for w in s.words]
+            fixture = self.env.manifest.get(case.utterances[0] if case.utterances else case.fixture_id)
+            history = History(meta={"fixture_id": self._fixture_label(case), "fault": case.fault,
+                                    "fault_params": case.params, "baseline_text": " ".join(baseline),
+                                    "speech_onset_ms": fixture.speech_onset_ms,
+                                    "baseline": "scripted" if case.engine == "scripted" and resumes else
+                                    "a clean run of the same audio on the same target"})
             done = asyncio.Event()
             pcm = self._pcm(case)
             steps = [s.fresh() for s in case.steps]  # a fault runs once: each run gets its own
@@ -198,8 +232,9 @@ class MatrixRunner:
                     wsp.WsFaultProxy(http_url, history, allow_remote=self.env.allow_remote))
                 stream_base = ws.ws_url
             target = StreamTarget(http_url, api_key, stream_base_url=stream_base)
-            run = CaseRun(case, history, baseline=baseline)
-            client = AsyncSessionClient(get_codec(self.env.protocol), target, self._plan(case, pcm), history)
+            run = CaseRun(case, history, baseline=baseline, capabilities=self.env.caps, baseline_segments=segments)
+            codec = get_codec(self.env.protocol)
+            client = AsyncSessionClient(codec, target, self._plan(case, pcm), history)
             session = asyncio.create_task(client.run())
             nemesis = (asyncio.create_task(run_steps(steps, FaultContext([history], layers), history, done))
                        if steps else None)
@@ -219,8 +254,46 @@ class MatrixRunner:
                 run.error = "the WebSocket fault proxy failed: " + "; ".join(ws_proxy.errors[:3])
             if case.trust_latency_ms is not None:
                 run.extra["latency_windows"] = [w for w in history.faults if w.end_ns is not None]
+            if not resumes and run.error is None:
+                direct = StreamTarget(http_url, api_key)
+                if "session_lookup" in self.env.caps:
+                    run.session_states = await self._session_states(codec, direct, _stream_session_ids(codec, run))
+                run.probe = await self._probe(case, direct)
             run.duration_s = time.monotonic() - started
         return run
+
+    async def _session_states(self, codec: Codec, target: StreamTarget, ids: list[str]) -> dict[str, str | None]:
+        """Each session's state, polled until the server closed it (or :data:`STATE_WAIT_S`)."""
+        import httpx
+
+        states: dict[str, str | None] = {sid: None for sid in ids}
+        deadline = time.monotonic() + STATE_WAIT_S
+        async with httpx.AsyncClient(trust_env=False) as http:
+            for sid in ids:
+                request = codec.get_session_request(target, SessionInfo(session_id=sid))
+                if request is None:
+                    continue
+                while True:
+                    with contextlib.suppress(httpx.HTTPError):
+                        r = await http.request(request.method, target.http_base + request.path,
+                                               headers=request.headers, timeout=5)
+                        body = r.json() if r.status_code == 200 else None
+                        states[sid] = body.get("state") if isinstance(body, dict) else f"HTTP {r.status_code}"
+                    if states[sid] not in reconnect_checks.OPEN_STATES or time.monotonic() >= deadline:
+                        break
+                    await asyncio.sleep(0.25)
+        return states
+
+    async def _probe(self, case: FaultCase, target: StreamTarget) -> dict[str, Any]:
+        """A short clean session straight after the case: does the backend still serve?"""
+        pcm = self.env.manifest.get(PROBE_FIXTURE).pcm()
+        plan = _with_plan(self._plan(case, pcm), pace=0.0, max_reconnects=0, meta={"probe": True})
+        outcome = await AsyncSessionClient(get_codec(self.env.protocol), target, plan).run()
+        return {"completed": outcome.completed, "error": outcome.error, "close_code": outcome.close_code,
+                "transcript": outcome.transcript, "session_id": outcome.session_id}
+
+    def _fixture_label(self, case: FaultCase) -> str:
+        return "+".join(case.utterances) if case.utterances else case.fixture_id
 
     async def _dedicated_server(self, case: FaultCase) -> Any:
         from harness.services import ReferenceServer
@@ -231,6 +304,9 @@ class MatrixRunner:
         return server
 
     def _pcm(self, case: FaultCase) -> bytes:
+        if case.utterances:  # one after another, each followed by a pause the endpointer hears
+            gap = bytes(int(matrix.UTTERANCE_GAP_S * BYTES_PER_SECOND) // 2 * 2)
+            return b"".join(self.env.manifest.get(f).pcm() + gap for f in case.utterances)
         pcm = self.env.manifest.get(case.fixture_id).pcm()
         if case.audio_s is None:
             return pcm
@@ -240,11 +316,30 @@ class MatrixRunner:
     def _plan(self, case: FaultCase, pcm: bytes) -> SessionPlan:
         params = SessionParams(engine=case.engine, script=SCRIPT if case.engine == "scripted" else None,
                                metadata=dict(case.metadata))
+        # Reconnects are bounded by time more than by count: 60 at a 1 s cap is ~45 s, past the slowest
+        # restart seen (a container's server back after ~11 s on a loaded machine, where 15 ran out).
         return SessionPlan(
-            pcm=pcm, params=params, chunk_ms=100, pace=case.pace, max_reconnects=15, backoff_base_s=0.1,
+            pcm=pcm, params=params, chunk_ms=100, pace=case.pace, max_reconnects=60, backoff_base_s=0.1,
             backoff_cap_s=1.0, seed=case.seed, allow_remote=self.env.allow_remote, finish_timeout_s=30.0,
-            meta={"fixture_id": case.fixture_id, "engine": case.engine},
+            meta={"fixture_id": self._fixture_label(case), "engine": case.engine},
         )
+
+    async def _baseline_segments(self, case: FaultCase) -> list[reconnect_checks.Segment]:
+        """The finals (with times) of a clean run of the case's audio on the same target, at full
+        speed and with no fault (run once per audio and engine)."""
+        key = ("segments", self._fixture_label(case), case.audio_s, case.engine)
+        if key not in self._baselines:
+            self._baselines[key] = Future()
+            try:
+                target = StreamTarget(self.env.http_url, self.env.api_key)
+                plan = _with_plan(self._plan(case, self._pcm(case)), pace=0.0, max_reconnects=0)
+                outcome = await AsyncSessionClient(get_codec(self.env.protocol), target, plan).run()
+                if not outcome.ok:
+                    raise RuntimeError(f"the clean baseline run of {self._fixture_label(case)} failed: {outcome.error}")
+                self._baselines[key].set_result(reconnect_checks.segments(outcome.history))
+            except BaseException as exc:
+                self._baselines[key].set_exception(exc)
+        return await asyncio.wrap_future(self._baselines[key])
 
     async def _baseline(self, case: FaultCase) -> list[str]:
         """The words a clean run gives: exact for the scripted engine; a clean PocketSphinx run of
@@ -271,6 +366,17 @@ class MatrixRunner:
 
 def _with_plan(plan: SessionPlan, **changes: Any) -> SessionPlan:
     return replace(plan, **changes)
+
+
+def _stream_session_ids(codec: Codec, run: CaseRun) -> list[str]:
+    """The sessions a case's connections opened: one per connection for a protocol without a
+    session step (the codec collects the ids its stream reported), else the one session."""
+    ids: list[str] = []
+    for name in ("request_ids", "session_ids"):
+        ids += [i for i in getattr(codec, name, None) or [] if isinstance(i, str)]
+    if not ids and run.outcome is not None and run.outcome.session_id:
+        ids.append(run.outcome.session_id)
+    return list(dict.fromkeys(ids))
 
 
 # --- the silent client (heartbeat) ----------------------------------------------------------

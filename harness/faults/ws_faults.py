@@ -98,7 +98,8 @@ class WsDuplicate(WsFault):
 
 @dataclass
 class WsDelay(WsFault):
-    """Chosen messages wait ``delay_ms`` (and everything behind them waits too)."""
+    """Chosen messages wait ``delay_ms`` (and everything behind them waits too); ``final``: of the
+    chosen kind, only finals of whichever protocol."""
 
     name: ClassVar[str] = "ws_delay"
     direction: Direction = "downstream"
@@ -106,9 +107,10 @@ class WsDelay(WsFault):
     nth: int = 1
     count: int = 1
     delay_ms: int = 500
+    final: bool = False  # only finals, of whichever protocol (with kind empty)
 
     def _rule(self) -> wsp.Rule:
-        return wsp.Delay(self.direction, _match(self.kind, self.nth, self.count), self.delay_ms / 1000)
+        return wsp.Delay(self.direction, _match(self.kind, self.nth, self.count, final=self.final), self.delay_ms / 1000)
 
 
 @dataclass
@@ -169,6 +171,19 @@ class WsNoPong(WsFault):
 
 
 # --- what vendors do ----------------------------------------------------------------------------
+def _preset(presets: dict[str, Any], name: str, given: dict[str, Any]) -> Any:
+    """The preset ``name`` of ``presets``; ValueError naming the known ones, or the fields given
+    beside it (a preset sets them itself)."""
+    found = presets.get(name)
+    if found is None:
+        raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(sorted(presets))}")
+    clashing = [field for field, value in given.items() if value]
+    if clashing:
+        raise ValueError(f"preset {name!r} sets {', '.join(given)} itself: give the preset or those "
+                         f"(also given: {', '.join(clashing)})")
+    return found
+
+
 @dataclass
 class VendorError(WsFault):
     """The vendor fails mid-stream: its error message (if it sends one), then its close code and
@@ -183,12 +198,8 @@ class VendorError(WsFault):
 
     def _rule(self) -> wsp.Rule:
         if self.preset:
-            p = vendors.ERROR_PRESETS.get(self.preset)
-            if p is None:
-                raise ValueError(f"unknown preset {self.preset!r}; known presets: "
-                                 f"{', '.join(sorted(vendors.ERROR_PRESETS))}")
-            if self.code or self.reason or self.message:
-                raise ValueError(f"preset {self.preset!r} sets code, reason and message: give the preset or those")
+            p = _preset(vendors.ERROR_PRESETS, self.preset,
+                        {"code": self.code, "reason": self.reason, "message": self.message})
             return wsp.SendThenClose(p.code, p.reason, p.frames())
         if not self.code:
             raise ValueError("vendor_error needs a preset, or a code (and a reason, a message)")
@@ -227,12 +238,7 @@ class RefuseHandshake(WsFault):
 
     def _rule(self) -> wsp.Rule:
         if self.preset:
-            p = vendors.REFUSAL_PRESETS.get(self.preset)
-            if p is None:
-                raise ValueError(f"unknown preset {self.preset!r}; known presets: "
-                                 f"{', '.join(sorted(vendors.REFUSAL_PRESETS))}")
-            if self.status or self.body:
-                raise ValueError(f"preset {self.preset!r} sets status and body: give the preset or those")
+            p = _preset(vendors.REFUSAL_PRESETS, self.preset, {"status": self.status, "body": self.body})
             status, body, headers = p.status, json.dumps(p.body).encode(), dict(p.headers)
         else:
             if not self.status:

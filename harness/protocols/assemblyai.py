@@ -27,19 +27,18 @@ from __future__ import annotations
 import json
 import math
 from typing import Any, ClassVar
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from harness.protocols._fields import Fields, load_object
 from harness.protocols.base import (
     ConnectRequest,
-    HttpRequest,
     ProtocolError,
     SessionInfo,
-    SessionParams,
     StreamTarget,
     check_audio,
     check_control_kind,
 )
+from harness.protocols.stream_only import StreamOnlyCodec
 from harness.protocols.events import Closed, Error, Event, Final, Info, Partial, Word
 
 _CONTROL_TYPES = {"keepalive": "KeepAlive", "finalize": "ForceEndpoint", "close_stream": "Terminate"}
@@ -52,16 +51,11 @@ _RETRYABLE = {3005, 3009, 1011, 1013}
 MIN_CHUNK_BYTES = 50 * 32  # 50 ms of 16 kHz s16le
 
 
-class AssemblyAICodec:
+class AssemblyAICodec(StreamOnlyCodec):
     name: ClassVar[str] = "assemblyai"
     # Streaming only; the reference server's HTTP extras (GET /v1/sessions/{Begin.id}, /health)
     # are added with --capabilities.
     capabilities: ClassVar[frozenset[str]] = frozenset({"keepalive", "partials"})
-    supports_resume: ClassVar[bool] = False
-    has_offsets: ClassVar[bool] = False
-    sends_ready: ClassVar[bool] = False
-    finalize_control: ClassVar[str] = "close_stream"
-    http_finalize: ClassVar[bool] = False
     stream_path: ClassVar[str] = "/v3/ws"
 
     def __init__(self) -> None:
@@ -69,29 +63,6 @@ class AssemblyAICodec:
         self.time_base_ms = 0.0
         self.learned_session_id: str | None = None
         self.session_ids: list[str] = []  # one per connection (Begin.id)
-
-    # --- HTTP: none for the stream itself ----------------------------------------------------
-    def create_session_request(self, target: StreamTarget, params: SessionParams) -> None:
-        return None
-
-    def parse_session_created(
-        self, status: int, body: Any, headers: dict[str, str] | None = None, params: SessionParams | None = None
-    ) -> SessionInfo:
-        raise ValueError("the AssemblyAI protocol has no session step; use local_session(params)")
-
-    def local_session(self, params: SessionParams) -> SessionInfo:
-        return SessionInfo(session_id=None, params=params)
-
-    def finalize_request(self, target: StreamTarget, session: SessionInfo) -> None:
-        return None  # the stream's Terminate ends it
-
-    def get_session_request(self, target: StreamTarget, session: SessionInfo) -> HttpRequest | None:
-        """The reference server shows the session at GET /v1/sessions/{Begin.id}."""
-        if not session.session_id:
-            return None
-        return HttpRequest(
-            "GET", f"/v1/sessions/{quote(session.session_id, safe='')}", {"Authorization": f"Bearer {target.api_key}"}
-        )
 
     # --- stream ------------------------------------------------------------------------------
     def connect_request(
@@ -102,7 +73,7 @@ class AssemblyAICodec:
         last_segment_id: int | None = None,
     ) -> ConnectRequest:
         p = session.params
-        self.time_base_ms = (resume_offset or 0) * 1000.0 / (2 * p.sample_rate)
+        self.time_base_ms = self.time_base_ms_for(resume_offset, p.sample_rate)
         query: dict[str, Any] = {"sample_rate": p.sample_rate, "encoding": "pcm_s16le", "format_turns": "false"}
         if p.script:
             query["speech_model"] = p.engine

@@ -17,35 +17,29 @@ import json
 import math
 import re
 from typing import Any, ClassVar
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from harness.protocols._fields import Fields, load_object
 from harness.protocols.base import (
     ConnectRequest,
-    HttpRequest,
     ProtocolError,
     SessionInfo,
-    SessionParams,
     StreamTarget,
     check_audio,
     check_control_kind,
 )
+from harness.protocols.stream_only import StreamOnlyCodec
 from harness.protocols.events import Closed, Error, Event, Final, Info, Partial, Word
 
 _CONTROL_TYPES = {"keepalive": "KeepAlive", "finalize": "Finalize", "close_stream": "CloseStream"}
 _ERROR_REASON = re.compile(r"^\s*([A-Z]{2,8}-\d{4})\b")  # NET-0001, DATA-0000 …
 
 
-class DeepgramCodec:
+class DeepgramCodec(StreamOnlyCodec):
     name: ClassVar[str] = "deepgram"
     # What Deepgram's live API itself promises. A backend that also serves the reference server's
     # HTTP extras (GET /v1/sessions/{request_id}, /health) adds them with --capabilities.
     capabilities: ClassVar[frozenset[str]] = frozenset({"keepalive", "idle_timeout", "partials"})
-    supports_resume: ClassVar[bool] = False
-    has_offsets: ClassVar[bool] = False
-    sends_ready: ClassVar[bool] = False
-    finalize_control: ClassVar[str] = "close_stream"
-    http_finalize: ClassVar[bool] = False
     stream_path: ClassVar[str] = "/v1/listen"
     idle_timeout_s: ClassVar[float] = 10.0  # "no audio or message for 10 s"
     idle_close: ClassVar[tuple[int, str]] = (1011, "NET-0001")
@@ -55,29 +49,6 @@ class DeepgramCodec:
         self.time_base_ms = 0.0
         self.learned_session_id: str | None = None
         self.request_ids: list[str] = []  # one per connection that reported one
-
-    # --- HTTP: none for the stream itself ----------------------------------------------------
-    def create_session_request(self, target: StreamTarget, params: SessionParams) -> None:
-        return None
-
-    def parse_session_created(
-        self, status: int, body: Any, headers: dict[str, str] | None = None, params: SessionParams | None = None
-    ) -> SessionInfo:
-        raise ValueError("the Deepgram protocol has no session step; use local_session(params)")
-
-    def local_session(self, params: SessionParams) -> SessionInfo:
-        return SessionInfo(session_id=None, params=params)
-
-    def finalize_request(self, target: StreamTarget, session: SessionInfo) -> None:
-        return None  # finalize travels on the stream (CloseStream)
-
-    def get_session_request(self, target: StreamTarget, session: SessionInfo) -> HttpRequest | None:
-        """The reference server shows a Deepgram session at GET /v1/sessions/{request_id}."""
-        if not session.session_id:
-            return None
-        return HttpRequest(
-            "GET", f"/v1/sessions/{quote(session.session_id, safe='')}", {"Authorization": f"Bearer {target.api_key}"}
-        )
 
     # --- stream ------------------------------------------------------------------------------
     def connect_request(
@@ -90,7 +61,7 @@ class DeepgramCodec:
         """``resume_offset``: bytes of the session's audio sent before this connection (sets the
         time base). ``last_segment_id`` is unused: Deepgram does not replay finals."""
         p = session.params
-        self.time_base_ms = (resume_offset or 0) * 1000.0 / (2 * p.sample_rate)
+        self.time_base_ms = self.time_base_ms_for(resume_offset, p.sample_rate)
         query: dict[str, Any] = {
             "encoding": "linear16",
             "sample_rate": p.sample_rate,

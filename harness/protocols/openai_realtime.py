@@ -45,7 +45,6 @@ from harness.protocols._fields import Fields, load_object
 from harness.protocols.base import (
     BYTES_PER_SECOND,
     ConnectRequest,
-    HttpRequest,
     ProtocolError,
     SessionInfo,
     SessionParams,
@@ -53,6 +52,7 @@ from harness.protocols.base import (
     check_audio,
     check_control_kind,
 )
+from harness.protocols.stream_only import StreamOnlyCodec
 from harness.protocols.events import Closed, Error, Event, Final, Info, Partial
 
 WIRE_RATE = 24_000  # audio/pcm is 24 kHz in the Realtime API
@@ -68,15 +68,11 @@ _EMPTY_COMMIT = "input_audio_buffer_commit_empty"
 _RETRYABLE = {"server_error", "session_limit", "rate_limit_exceeded"}
 
 
-class OpenAIRealtimeCodec:
+class OpenAIRealtimeCodec(StreamOnlyCodec):
     name: ClassVar[str] = "openai-realtime"
     capabilities: ClassVar[frozenset[str]] = frozenset()
-    supports_resume: ClassVar[bool] = False
-    has_offsets: ClassVar[bool] = False
-    sends_ready: ClassVar[bool] = False
-    finalize_control: ClassVar[str] = "close_stream"
-    http_finalize: ClassVar[bool] = False
     stream_path: ClassVar[str] = "/v1/realtime"
+    session_lookup_path: ClassVar[bool] = False  # the stream names no session to look up
 
     def __init__(self) -> None:
         self.next_segment_id = 0
@@ -91,24 +87,6 @@ class OpenAIRealtimeCodec:
         self.learned_session_id: str | None = None  # the protocol reports none
         self._resampler: Upsampler | None = None
 
-    # --- HTTP: none -----------------------------------------------------------------------
-    def create_session_request(self, target: StreamTarget, params: SessionParams) -> None:
-        return None
-
-    def parse_session_created(
-        self, status: int, body: Any, headers: dict[str, str] | None = None, params: SessionParams | None = None
-    ) -> SessionInfo:
-        raise ValueError("the OpenAI Realtime protocol has no session step; use local_session(params)")
-
-    def local_session(self, params: SessionParams) -> SessionInfo:
-        return SessionInfo(session_id=None, params=params)
-
-    def finalize_request(self, target: StreamTarget, session: SessionInfo) -> None:
-        return None  # the stream's commit ends it
-
-    def get_session_request(self, target: StreamTarget, session: SessionInfo) -> HttpRequest | None:
-        return None  # the stream names no session to look up
-
     # --- stream ---------------------------------------------------------------------------
     def connect_request(
         self,
@@ -120,7 +98,7 @@ class OpenAIRealtimeCodec:
         self.params = p = session.params
         if p.sample_rate != 16_000:
             raise ValueError(f"openai-realtime: the harness streams 16000 Hz audio; got sample_rate={p.sample_rate}")
-        self.time_base_ms = (resume_offset or 0) * 1000.0 / BYTES_PER_SECOND
+        self.time_base_ms = self.time_base_ms_for(resume_offset, p.sample_rate)
         self.sent_ms = self.committed_ms = 0.0
         self.commit_marks = []
         self.closing = self.stream_finished = False

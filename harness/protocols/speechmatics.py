@@ -29,12 +29,11 @@ from __future__ import annotations
 import json
 import math
 from typing import Any, ClassVar
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from harness.protocols._fields import Fields, load_object
 from harness.protocols.base import (
     ConnectRequest,
-    HttpRequest,
     ProtocolError,
     SessionInfo,
     SessionParams,
@@ -42,22 +41,18 @@ from harness.protocols.base import (
     check_audio,
     check_control_kind,
 )
+from harness.protocols.stream_only import StreamOnlyCodec
 from harness.protocols.events import Closed, Error, Event, Final, Info, Partial, Word
 
 _INFO_MESSAGES = ("AudioAdded", "EndOfUtterance", "EndOfTranscript", "Info", "Warning")
 _RETRYABLE = {"quota_exceeded", "internal_error", "job_error"}
 
 
-class SpeechmaticsCodec:
+class SpeechmaticsCodec(StreamOnlyCodec):
     name: ClassVar[str] = "speechmatics"
     # Streaming only; the reference server's HTTP extras (GET /v1/sessions/{RecognitionStarted.id},
     # /health) are added with --capabilities.
     capabilities: ClassVar[frozenset[str]] = frozenset({"partials"})  # AddPartialTranscript
-    supports_resume: ClassVar[bool] = False
-    has_offsets: ClassVar[bool] = False
-    sends_ready: ClassVar[bool] = False
-    finalize_control: ClassVar[str] = "close_stream"
-    http_finalize: ClassVar[bool] = False
     stream_path: ClassVar[str] = "/v2"
 
     def __init__(self) -> None:
@@ -68,29 +63,6 @@ class SpeechmaticsCodec:
         self.learned_session_id: str | None = None
         self.session_ids: list[str] = []  # one per connection (RecognitionStarted.id)
 
-    # --- HTTP: none for the stream itself ----------------------------------------------------
-    def create_session_request(self, target: StreamTarget, params: SessionParams) -> None:
-        return None
-
-    def parse_session_created(
-        self, status: int, body: Any, headers: dict[str, str] | None = None, params: SessionParams | None = None
-    ) -> SessionInfo:
-        raise ValueError("the Speechmatics protocol has no session step; use local_session(params)")
-
-    def local_session(self, params: SessionParams) -> SessionInfo:
-        return SessionInfo(session_id=None, params=params)
-
-    def finalize_request(self, target: StreamTarget, session: SessionInfo) -> None:
-        return None  # the stream's EndOfStream ends it
-
-    def get_session_request(self, target: StreamTarget, session: SessionInfo) -> HttpRequest | None:
-        """The reference server shows the session at GET /v1/sessions/{RecognitionStarted.id}."""
-        if not session.session_id:
-            return None
-        return HttpRequest(
-            "GET", f"/v1/sessions/{quote(session.session_id, safe='')}", {"Authorization": f"Bearer {target.api_key}"}
-        )
-
     # --- stream ------------------------------------------------------------------------------
     def connect_request(
         self,
@@ -100,7 +72,7 @@ class SpeechmaticsCodec:
         last_segment_id: int | None = None,
     ) -> ConnectRequest:
         self.params = p = session.params
-        self.time_base_ms = (resume_offset or 0) * 1000.0 / (2 * p.sample_rate)
+        self.time_base_ms = self.time_base_ms_for(resume_offset, p.sample_rate)
         self.seq_no = 0
         url = f"{target.ws_base}{self.stream_path}"
         if p.script:

@@ -26,7 +26,7 @@ def chaos_matrix(request: pytest.FixtureRequest, target, harness_options, manife
         http_url=target.http_url, api_key=target.api_key, protocol=target.protocol, toxiproxy_url=url,
         toxiproxy_missing=missing or "", defects=tuple(target.defects), embedded=target.embedded,
         manifest=manifest, allow_remote=harness_options.allow_remote,
-        max_parallel=4 if harness_options.nightly else 8,
+        max_parallel=4 if harness_options.nightly else 8, capabilities=harness_options.capabilities_for(),
     )
     runner = MatrixRunner(env, _selected_cases(request.session)).start()
     try:

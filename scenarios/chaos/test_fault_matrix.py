@@ -1,9 +1,15 @@
 """The fault matrix: one scenario per fault, each a session streaming a fixture through the fault.
 
-Checked for every fault: the session completes; every word of the clean baseline is there exactly
-once (exact with the scripted engine); finals in order with no holes; replays identical; every
-audio gap resent; the pipeline ran exactly once (stream events and the server's record); recovery
-time (fault end -> next ack) and added latency are measured. The cases and their nemeses are in
+Where the target resumes (offsets, replay): the session completes; every word of the clean
+baseline is there exactly once (exact with the scripted engine); finals in order with no holes;
+replays identical; every audio gap resent; the pipeline ran exactly once (stream events and the
+server's record); recovery time (fault end -> next ack) and added latency are measured.
+
+Where it cannot (Deepgram and the other vendor protocols): the client reconnects as a new session
+after a fault; words outside the fault's window must match a clean baseline run of the same audio
+on the same target, the words lost inside it are counted, the interrupted session must be closed
+(read back where the target can show it), the backend must serve the next session, and recovery
+time (fault end -> next result) and added latency are measured. The cases and their nemeses are in
 harness/faults/matrix.py (a schedule of faults per case), the runner in harness/faults/matrix_runner.py
 and the checks in harness/checks/chaos.py; all selected cases run side by side, each on its own proxy
 or server.
@@ -18,26 +24,12 @@ from harness.faults import matrix
 from harness.faults.matrix_runner import MatrixRunner
 
 
-# What every case needs: the matrix judges resume (offsets, replay of finals by segment id) and
-# the pipeline after it.
-MATRIX_NEEDS = ("session_api", "offsets", "replay", "segment_ids", "pipeline_events")
-
-
-def case_needs(case: matrix.FaultCase) -> tuple[str, ...]:
-    """The capabilities one case needs of the target (left out at collection otherwise)."""
-    needs = list(MATRIX_NEEDS)
-    if case.engine == "scripted":
-        needs.append("scripted_engine")
-    if case.own_server or case.layer == "process":  # a server the harness starts, kills or configures
-        needs.append("embedded_server")
-    return tuple(needs)
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "case" in metafunc.fixturenames:
         profile = metafunc.config.getoption("--profile")
+        capabilities = metafunc.config._harness_options.capabilities_for()  # type: ignore[attr-defined]
         metafunc.parametrize("case", [
-            pytest.param(c, id=c.id, marks=[pytest.mark.needs(*case_needs(c))]
+            pytest.param(c, id=c.id, marks=[pytest.mark.needs(*matrix.case_needs(c, capabilities))]
                          + ([pytest.mark.catches(*c.catches)] if c.catches else []))
             for c in matrix.cases(profile)
         ])

@@ -53,9 +53,10 @@ def test_wrong_close_and_errors_fail():
 
 def test_deepgram_stream_needs_no_ready_or_acks():
     h = scripted_history()
-    h.meta["protocol"] = "deepgram"
     h.records = [r for r in h.records if not (r.kind == "event" and r.data["event"]["type"] in ("ready", "ack"))]
-    assert conformance.stream_lifecycle(h).status is Status.PASS
+    assert conformance.stream_lifecycle(h, ready=False, acks=False).status is Status.PASS
+    v = conformance.stream_lifecycle(h)  # the same history where the protocol promises both
+    assert v.status is Status.FAIL and "no ready message arrived" in v.message
 
 
 def test_silence_expects_no_speech():

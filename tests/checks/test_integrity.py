@@ -5,7 +5,8 @@ from histbuild import SCRIPT, add_fault, at, audio_gap, scripted_history, sort_r
 
 from harness.checks import integrity
 from harness.checks.verdict import Status
-from harness.protocols.events import Final, Partial, Word
+from harness.history import History
+from harness.protocols.events import Ack, Error, Final, Partial, Word
 
 EXPECTED = [SCRIPT.split()[i % 13] for i in range(20)]
 
@@ -140,6 +141,25 @@ def test_audio_gap_followed_by_resend_passes_and_an_ignored_one_fails():
     audio_gap(h, 5000, 96000)
     v = integrity.audio_gaps(h)
     assert v.status is Status.FAIL and "expecting offset 96000 was never resent" in v.message
+
+
+def test_audio_gap_filled_by_the_late_frame_itself_passes():
+    # ws-reorder: the frame at 44800 is held back, 48000 arrives first (audio_gap expecting 44800), then
+    # the held frame arrives and the server acks past 44800: nothing was skipped, nothing needs resending.
+    h = History(session_id="s")
+    h.add("audio_sent", t_ns=at(100), offset=44800, length=3200)
+    h.add("audio_sent", t_ns=at(200), offset=48000, length=3200)
+    h.add_event(Error("audio_gap", "gap", True, {"expected_offset": 44800}), t_ns=at(201))
+    without_ack = integrity.audio_gaps(h)
+    assert without_ack.status is Status.FAIL  # no proof yet that the held frame arrived
+    h.add_event(Ack(48000, 0), t_ns=at(202))
+    assert integrity.audio_gaps(h).status is Status.PASS
+    # an ack past the gap does not excuse a gap nobody ever sent audio for
+    h2 = History(session_id="s2")
+    h2.add("audio_sent", t_ns=at(200), offset=48000, length=3200)
+    h2.add_event(Error("audio_gap", "gap", True, {"expected_offset": 44800}), t_ns=at(201))
+    h2.add_event(Ack(51200, 0), t_ns=at(202))
+    assert integrity.audio_gaps(h2).status is Status.FAIL
 
 
 def test_audio_gap_without_expected_offset_fails():

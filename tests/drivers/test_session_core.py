@@ -379,3 +379,20 @@ def test_without_the_answer_the_session_is_not_complete() -> None:
     assert isinstance(close, CloseStream)
     core.on_closed(1000, "")
     assert not core.completed and "no close from the server" in (core.outcome().error or "")
+
+
+def test_without_resume_a_frame_whose_send_failed_is_lost_with_the_connection() -> None:
+    plan = SessionPlan(pcm=bytes(CHUNK * 4), pace=0, chunk_ms=100, fetch_state=False, backoff_base_s=0.0)
+    core = SessionCore(get_codec("deepgram"), TARGET, plan)
+    first = core.next_action(0.0)
+    core.on_connected(1.0, first.attempt)
+    send(core)
+    unsent = core.next_action(0.0)  # read from the source, but the connection dies before it is written
+    assert isinstance(unsent, SendAudio) and unsent.offset == CHUNK
+    core.on_closed(1006, "")
+    again = core.next_action(0.0)
+    assert isinstance(again, Connect)
+    core.on_connected(1.0, again.attempt)
+    assert send(core).offset == 2 * CHUNK  # carries on after the lost frame instead of failing to resend it
+    assert any("was read but never sent" in r.data["text"] for r in core.history.of_kind("note"))
+    assert core.error is None
