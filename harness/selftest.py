@@ -50,6 +50,9 @@ DEFECT_SUITES: dict[str, tuple[str, ...]] = {
     "relay-no-keepalive": ("relay",),
     "relay-unbounded-accumulator": ("relay",),
     "relay-health-na": ("relay",),
+    "relay-no-auth": ("relay",),
+    "relay-token-reuse": ("relay",),
+    "relay-cross-talk": ("relay",),
 }
 # Suites the self-test may run per profile: load and bench are long, so nightly only.
 PROFILE_SELFTEST_SUITES: dict[str, tuple[str, ...]] = {

@@ -21,8 +21,22 @@ to Deepgram (``DEEPGRAM_URL``, the reference server's ``/v1/listen`` in the rela
   then ``Metadata``, then closes 1000;
 - ``GET /health``: open client sessions and vendor connections, as integers.
 
-The vendor key is held by the relay and never sent to a client. Clients authenticate with their
-own key (``--api-key`` / ``RELAY_API_KEY``), ``Authorization: Token <key>`` as Deepgram clients do.
+The vendor key is held by the relay and never sent to a client. Clients authenticate in one of
+two ways, as Deepgram's own API does:
+
+- the service key (``--api-key`` / ``RELAY_API_KEY``): ``Authorization: Token <key>``, for a
+  trusted backend;
+- a per-session token, for a browser or a phone that must not hold the service key: the backend
+  asks ``GET /v1/auth/grant`` (with ``Authorization: Token <key>``) and gets
+  ``{"access_token": "...", "expires_in": 30}`` (Deepgram's grant shape; Deepgram's grant is a
+  POST, but the websockets HTTP parser this relay answers with reads GET only); the client
+  connects with ``Authorization: Bearer <token>``. A token opens ONE session: it is spent by the
+  first connection that presents it, so a second client holding it (a leaked or shared token,
+  another session's) is refused 401 even while the first session runs, and an unused token
+  expires after ``expires_in`` seconds. A client that reconnects asks for a new token.
+
+Anything else (no ``Authorization``, a wrong key, an unknown, spent or expired token) is refused
+at the handshake with 401 ``INVALID_AUTH``, before any vendor connection is made.
 
 Planted defects (``--defect NAME``, repeatable, off by default; DEFECTS.md "Relay defects"), each
 a bug a real relay shipped, each reproducing its failure by construction:
@@ -38,6 +52,14 @@ a bug a real relay shipped, each reproducing its failure by construction:
 - ``relay-unbounded-accumulator``: every vendor result, with the audio it followed, is kept for
   the session's life.
 - ``relay-health-na``: ``/health`` reports vendor connections as ``"N/A"``.
+- ``relay-no-auth``: the credential check is skipped: any client gets a session (and the
+  service's vendor key streams for it).
+- ``relay-token-reuse``: a session token is checked for being issued and unexpired, not for being
+  unspent: another session's token opens a session of its own (what a bearer-JWT check without a
+  one-use claim does).
+- ``relay-cross-talk``: vendor results go out on one relay-wide channel every client session
+  listens on (a pub/sub topic named for the service, not for the session): each client hears the
+  other sessions' transcripts.
 """
 
 from __future__ import annotations
@@ -72,7 +94,11 @@ DEFECTS = (
     "relay-no-keepalive",
     "relay-unbounded-accumulator",
     "relay-health-na",
+    "relay-no-auth",
+    "relay-token-reuse",
+    "relay-cross-talk",
 )
+TOKEN_TTL_S = 30.0  # an unused session token expires after this long
 BURST_TIMER_S = 0.5  # relay-burst-gaps: the flush timer
 MAX_HELD_BYTES = 30 * 32000  # audio held while the vendor connection is (re)opening: 30 s
 CLIENT_PARAMS_KEPT_BACK = {"tag"}  # the relay sets the tag itself
@@ -94,6 +120,14 @@ class Config:
 
     def has(self, defect: str) -> bool:
         return defect in self.defects
+
+
+@dataclass
+class Grant:
+    """A session token: valid until ``expires`` (monotonic), for one connection."""
+
+    expires: float
+    spent: bool = False
 
 
 @dataclass
@@ -334,6 +368,10 @@ class Session:
         if self.cfg.has("relay-unbounded-accumulator"):
             self.accumulated.append((message, bytes(self.audio_since_result)))
             self.audio_since_result = bytearray()
+        if self.cfg.has("relay-cross-talk"):
+            for session in list(self.relay.sessions.values()):  # the bug: the service's channel, not the session's
+                await session._to_client(message)
+            return
         await self._to_client(message)
 
     async def _to_vendor(self, text: str) -> None:
@@ -410,6 +448,7 @@ class Relay:
         self.cfg = cfg
         self.counters = Counters()
         self.sessions: dict[str, Session] = {}
+        self.tokens: dict[str, Grant] = {}  # session tokens issued by /v1/auth/grant
 
     def health(self) -> dict[str, Any]:
         vendor: int | str = "N/A" if self.cfg.has("relay-health-na") else self.counters.vendor_connections
@@ -421,14 +460,42 @@ class Relay:
         path = urlsplit(request.path).path
         if path == "/health":
             return _json_response(200, self.health())
+        if path == "/v1/auth/grant":
+            if not self._is_service_key(request):
+                return _json_response(401, {"err_code": "INVALID_AUTH", "err_msg": "Invalid credentials."})
+            return _json_response(200, self.grant())
         if path != "/v1/listen":
             return _json_response(404, {"err_code": "NOT_FOUND", "err_msg": f"no such path {path!r}; "
-                                        "the relay serves /v1/listen and /health"})
-        auth = request.headers.get("Authorization", "")
-        scheme, _, key = auth.partition(" ")
-        if scheme.lower() not in ("token", "bearer") or not secrets.compare_digest(key.strip(), self.cfg.api_key):
-            return _json_response(401, {"err_code": "INVALID_AUTH", "err_msg": "Invalid credentials."})
-        return None  # go on with the WebSocket handshake
+                                        "the relay serves /v1/listen, /v1/auth/grant and /health"})
+        if self.cfg.has("relay-no-auth"):
+            return None  # the bug: whoever asks gets a session
+        if self._is_service_key(request) or self._spend_token(request):
+            return None  # go on with the WebSocket handshake
+        return _json_response(401, {"err_code": "INVALID_AUTH", "err_msg": "Invalid credentials."})
+
+    def _is_service_key(self, request: Request) -> bool:
+        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+        return scheme.lower() == "token" and secrets.compare_digest(key.strip(), self.cfg.api_key)
+
+    def grant(self) -> dict[str, Any]:
+        now = time.monotonic()
+        for token in [t for t, g in self.tokens.items() if g.expires < now]:  # bounded: expired ones go
+            del self.tokens[token]
+        token = secrets.token_urlsafe(24)
+        self.tokens[token] = Grant(expires=now + TOKEN_TTL_S)
+        return {"access_token": token, "expires_in": TOKEN_TTL_S}
+
+    def _spend_token(self, request: Request) -> bool:
+        """A valid session token is spent by the connection that presents it: one token, one session."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        grant = self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        if grant is None or grant.expires < time.monotonic():
+            return False
+        if grant.spent and not self.cfg.has("relay-token-reuse"):
+            log.warning("refused a connection presenting a session token that another session already used")
+            return False
+        grant.spent = True
+        return True
 
     async def handler(self, client: ServerConnection) -> None:
         query = parse_qsl(urlsplit(client.request.path).query, keep_blank_values=True)

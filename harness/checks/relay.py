@@ -413,3 +413,101 @@ def no_key_to_client(history: History, vendor_key: str, also_seen: Sequence[str]
                        {"leaks": len(where)})
     return verdict(name, Status.PASS, f"{who}: the vendor key appeared in none of {len(history.records)} client "
                    f"records and {len(also_seen)} responses", {"leaks": 0})
+
+
+# --- nobody in who does not belong --------------------------------------------------------------
+REFUSAL_STATUSES = (401, 403)  # what a client author expects for a bad credential (Deepgram: 401 INVALID_AUTH)
+REFUSAL_CLOSE_CODES = (1008, 3000, 3003, 4001, 4003, 4401, 4403)  # policy violation / unauthorized, after the upgrade
+
+
+def intruder_refused(history: History, conns: Sequence[VendorConnection], who: str = "a client without credentials",
+                     statuses: Sequence[int] = REFUSAL_STATUSES) -> Verdict:
+    """A client that does not belong (``who``: no credentials, a wrong key, another session's
+    token) is refused: its handshake answered 401 or 403 (or, after the upgrade, closed with a
+    policy / unauthorized code before any result), it got no transcript, and the service opened no
+    vendor connection for it (``conns``: the vendor connections that are not a legitimate
+    session's, opened while it tried)."""
+    name = "relay.intruder_refused"
+    failed = history.of_kind("connect_failed")
+    connected = history.of_kind("connected")
+    words = transcript_words(history)
+    vendor = [c for c in conns if c.accepted]
+    vendor_bytes = sum(c.audio.total_bytes for c in vendor)
+    sent = sum(n for _, n in _client_audio(history))
+    metrics: dict[str, Any] = {"handshake_status": None, "client_words": len(words), "audio_sent": sent,
+                               "vendor_connections": len(vendor), "vendor_bytes": vendor_bytes}
+    problems = []
+    if connected:
+        metrics["handshake_status"] = 101
+        closes = history.events("closed")
+        code = getattr(closes[-1][1], "code", None) if closes else None
+        if code not in REFUSAL_CLOSE_CODES or words:
+            problems.append(f"{who} was let in: the handshake answered 101 and the service took {sent} bytes of its "
+                            f"audio (closed with {code if code is not None else 'nothing'})")
+    elif failed:
+        status = failed[-1].data.get("status")
+        metrics["handshake_status"] = status
+        if status not in statuses:
+            problems.append(f"{who} was refused with {status if status else 'no HTTP answer'} "
+                            f"({failed[-1].data.get('error', '')[:80]}), not {' or '.join(map(str, statuses))}: "
+                            "its author cannot tell a bad credential from a broken service")
+    else:
+        return verdict(name, Status.UNKNOWN, f"{who} never tried to connect", metrics)
+    if words:
+        problems.append(f"it heard {len(words)} transcript words ({' '.join(w.word for w in words[:4])!r} ...)")
+    if vendor:
+        problems.append(f"the service opened {len(vendor)} vendor connection(s) for it and streamed {vendor_bytes} bytes "
+                        "on its vendor key")
+    if problems:
+        return verdict(name, Status.FAIL, "; ".join(problems), metrics)
+    how = (f"refused with {metrics['handshake_status']}" if not connected
+           else "closed before any result")
+    return verdict(name, Status.PASS, f"{who} was {how}; no vendor connection was opened for it", metrics)
+
+
+def sessions_isolated(sessions: Sequence[tuple[History, Sequence[VendorConnection], str]]) -> Verdict:
+    """Concurrent sessions streaming different scripted audio never see each other's: at the
+    client end, no session hears a word only another session's script has; at the vendor end, the
+    connections tagged with a session carry only its audio (no more bytes than its client sent)
+    and return only its words, and every session that sent audio has a vendor connection of its
+    own. ``sessions``: (client history, that session's vendor connections by tag, its script)."""
+    name = "relay.sessions_isolated"
+    if len(sessions) < 2:
+        raise ValueError("sessions_isolated needs two sessions or more")
+    own = [set(_text.words(script)) for _, _, script in sessions]
+    problems: list[str] = []
+    metrics: dict[str, Any] = {"sessions": len(sessions), "foreign_words_heard": 0, "foreign_words_at_vendor": 0,
+                               "extra_vendor_bytes": 0}
+    ids = [h.session_id for h, _, _ in sessions]
+    if len({i for i in ids if i}) < len([i for i in ids if i]):
+        problems.append(f"two clients were given the same session id ({short([i for i in ids if i], 4)})")
+    for i, (history, conns, _) in enumerate(sessions):
+        foreign = set().union(*(own[j] for j in range(len(sessions)) if j != i)) - own[i]
+        if not foreign:
+            raise ValueError(f"session {i + 1}'s script shares every word with the others: nothing tells them apart")
+        who = session_label(history)
+        heard = [w.word for w in transcript_words(history) if w.word in foreign]
+        if heard:
+            metrics["foreign_words_heard"] += len(heard)
+            problems.append(f"{who} heard {len(heard)} words of another session's audio ({' '.join(heard[:4])!r} ...)")
+        sent = sum(n for _, n in _client_audio(history))
+        accepted = [c for c in conns if c.accepted]
+        if sent and not accepted:
+            problems.append(f"{who} sent {sent} bytes and no vendor connection carries its tag: its audio went "
+                            "out on another session's connection")
+            continue
+        received = sum(c.audio.total_bytes for c in accepted)
+        if received > sent:
+            metrics["extra_vendor_bytes"] += received - sent
+            problems.append(f"the vendor connections of {who} got {received} bytes, {received - sent} more than its "
+                            "client sent: another session's audio")
+        at_vendor = [w for c in accepted for _, is_final, text in c.results if is_final
+                     for w in _text.words(text) if w in foreign]
+        if at_vendor:
+            metrics["foreign_words_at_vendor"] += len(at_vendor)
+            problems.append(f"the vendor returned another session's words on {who}'s connection "
+                            f"({' '.join(at_vendor[:4])!r} ...)")
+    if problems:
+        return verdict(name, Status.FAIL, "sessions see each other's: " + "; ".join(problems), metrics)
+    return verdict(name, Status.PASS, f"{len(sessions)} concurrent sessions each heard and streamed only their own "
+                   "audio", metrics)

@@ -11,6 +11,9 @@ RELAY_DEFECTS = (
     "relay-no-keepalive",
     "relay-unbounded-accumulator",
     "relay-health-na",
+    "relay-no-auth",
+    "relay-token-reuse",
+    "relay-cross-talk",
 )
 
 

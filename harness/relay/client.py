@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from harness.audio import chunk_bytes
+from harness.drivers._common import StreamConnectError
 from harness.drivers.asyncio_driver import AsyncStream, create_session, open_stream
 from harness.history import History
 from harness.protocols.base import Codec, SessionParams, StreamTarget
@@ -46,6 +47,7 @@ class ClientRun:
     closed: Closed | None = None
     error: str | None = None
     silences: list[tuple[int, int]] = field(default_factory=list)  # (start_ns, end_ns) of each Silence
+    refused_status: int | None = None  # the handshake was refused (HTTP status; None: accepted or no answer)
 
 
 def steps_audio_bytes(steps: list[Step], chunk_ms: float = 100) -> int:
@@ -61,13 +63,20 @@ def steps_audio_bytes(steps: list[Step], chunk_ms: float = 100) -> int:
 
 async def stream_session(codec: Codec, target: StreamTarget, steps: list[Step], *, history: History,
                          params: SessionParams, chunk_ms: float = 100, pace: float = 1.0,
-                         finish_timeout_s: float = 30.0) -> ClientRun:
-    """Run one session; never raises for what the service does (that is in the history)."""
+                         finish_timeout_s: float = 30.0, headers: dict[str, str] | None = None) -> ClientRun:
+    """Run one session; never raises for what the service does (that is in the history, a refused
+    handshake as its ``connect_failed`` record). ``headers`` replace the codec's handshake headers
+    (another credential, or none)."""
     run = ClientRun(history)
     size = chunk_bytes(chunk_ms)
     pcm = bytes(size)  # the scripted vendor engine counts bytes; what they hold does not matter
     session = await create_session(codec, target, params, history=history)
-    stream = await open_stream(codec, target, session, history=history)
+    try:
+        stream = await open_stream(codec, target, session, history=history, headers=headers)
+    except StreamConnectError as exc:
+        run.error, run.refused_status = exc.error, exc.status
+        history.meta["audio_bytes"] = 0
+        return run
     reader = asyncio.get_running_loop().create_task(_read_until_closed(stream))
     try:
         offset = 0

@@ -31,6 +31,14 @@ class RelayConfig:
     min_vendor_rate: float = 0.95
     reconnect_within_s: float = 5.0
     max_rss_growth_mb_per_min: float = 3.0
+    # How a client gets a one-session token: "METHOD /path" answered (with the service key as
+    # Authorization: Token) by JSON with "access_token"; "" when the service has none.
+    token_request: str = ""
+
+    @property
+    def token_method_path(self) -> tuple[str, str]:
+        method, _, path = self.token_request.partition(" ")
+        return method, path
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> RelayConfig:
@@ -66,6 +74,11 @@ class RelayConfig:
         for name in ("vendor_timeout_s", "max_gap_ms", "reconnect_within_s", "max_rss_growth_mb_per_min"):
             if not getattr(cfg, name) > 0:
                 raise RelayConfigError(f"{where}: {name} must be > 0, got {getattr(cfg, name)!r}")
+        if cfg.token_request:
+            method, _, path = cfg.token_request.partition(" ")
+            if method not in ("GET", "POST") or not path.startswith("/") or " " in path:
+                raise RelayConfigError(f"{where}: token_request must be \"GET /path\" or \"POST /path\" "
+                                       f"(or \"\" for none), got {cfg.token_request!r}")
         if not 0 < cfg.min_vendor_rate <= 1:
             raise RelayConfigError(f"{where}: min_vendor_rate must be in (0, 1], got {cfg.min_vendor_rate!r}")
         return cfg

@@ -19,7 +19,7 @@ import itertools
 import json
 import time
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
@@ -40,6 +40,15 @@ def protocol_of(path: str) -> str:
     return next((name for prefix, name in PROTOCOL_BY_PATH if p.startswith(prefix)), "unknown")
 
 
+def with_query(path: str, extra: dict[str, str]) -> str:
+    """``path`` with ``extra`` appended to its query (parameters it already has are kept)."""
+    have = parse_qs(urlsplit(path).query)
+    add = {k: v for k, v in extra.items() if k not in have}
+    if not add:
+        return path
+    return path + ("&" if "?" in path else "?") + urlencode(add)
+
+
 def tag_of(path: str) -> str | None:
     values = parse_qs(urlsplit(path).query).get("tag")
     return values[0] if values else None
@@ -48,8 +57,11 @@ def tag_of(path: str) -> str | None:
 class RecordingProxy(WsFaultProxy):
     """A fault proxy that records every connection through it (see the module docstring)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, extra_query: dict[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Query parameters added to every handshake on its way to the vendor: the stand-in's own
+        # extensions (the scripted engine's ``script``) that a client library has no way to send.
+        self.extra_query = dict(extra_query or {})
         self._ids = itertools.count(1)
         self.record: list[VendorConnection] = []
         self._by_client: dict[int, VendorConnection] = {}
@@ -73,6 +85,8 @@ class RecordingProxy(WsFaultProxy):
         return conn
 
     async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if self.extra_query:
+            request.path = with_query(request.path, self.extra_query)
         if self.refusals:
             status, retry_after = self.refusals.pop(0)
             response = connection.respond(status, json.dumps({"err_code": "TOO_MANY_REQUESTS" if status == 429

@@ -37,6 +37,10 @@ from harness.vendorleg import VendorConnection, VendorLeg
 T = TypeVar("T")
 SCRIPT = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa "
           "quebec romeo sierra tango uniform victor whiskey xray yankee zulu")
+# A second session's script, no word in common with SCRIPT: its words in the first session's
+# transcript (or on its vendor connection) are cross-talk.
+OTHER_SCRIPT = ("apple banana cherry damson elder fennel grape hazel iris jasmine kale lemon mango nutmeg olive "
+                "pepper quince radish sage thyme ume vanilla walnut yarrow yam zest")
 WORD_MS = 300
 
 
@@ -82,6 +86,26 @@ class Session:
     @property
     def history(self) -> History:
         return self.run.history
+
+    def foreign_connections(self, own_tags: set[str | None], grace_ns: int = 2_000_000_000) -> list[VendorConnection]:
+        """The vendor connections opened while this session tried (to its last record plus
+        ``grace_ns``) that carry none of ``own_tags``: what the service opened for an intruder."""
+        times = [r.t_ns for r in self.history.records]
+        if not times:
+            return []
+        return [c for c in self.leg.opened_between(min(times), max(times) + grace_ns) if c.tag not in own_tags]
+
+
+@dataclass
+class SessionSpec:
+    """One of several concurrent sessions: its steps, history, script, handshake headers (None:
+    the codec's, with the suite's key) and when it starts."""
+
+    steps: list[Step]
+    history: History
+    script: str = SCRIPT
+    headers: dict[str, str] | None = None
+    start_after_s: float = 0.0
 
 
 class RelayEnv:
@@ -133,22 +157,52 @@ class RelayEnv:
         return StreamTarget(self.url, self.api_key)
 
     def stream(self, steps: list[Step], history: History, *, pace: float = 1.0, rules: list[Rule] = (),
-               health_every_s: float | None = 0.25, timeout_s: float = 120.0) -> Session:
+               health_every_s: float | None = 0.25, timeout_s: float = 120.0,
+               headers: dict[str, str] | None = None) -> Session:
         """Stream one session through the service (with ``rules`` active in the vendor proxy),
-        sampling its health meanwhile; returns it with its vendor connections."""
-        return self.loop.run(self._stream(steps, history, pace, list(rules), health_every_s), timeout_s)
+        sampling its health meanwhile; returns it with its vendor connections. ``headers``
+        replace the codec's handshake headers (another credential, or none)."""
+        return self.loop.run(self._stream(steps, history, pace, list(rules), health_every_s, headers=headers),
+                             timeout_s)
 
     def stream_many(self, sessions: list[tuple[list[Step], History]], *, pace: float = 1.0,
                     timeout_s: float = 900.0) -> list[Session]:
+        return self.stream_together([SessionSpec(steps, history) for steps, history in sessions], pace=pace,
+                                    timeout_s=timeout_s)
+
+    def stream_together(self, specs: list[SessionSpec], *, pace: float = 1.0, timeout_s: float = 120.0) -> list[Session]:
+        """Stream concurrent sessions (each its own script, credential and start delay); no health sampling."""
+        async def one(spec: SessionSpec) -> Session:
+            await asyncio.sleep(spec.start_after_s)
+            return await self._stream(spec.steps, spec.history, pace, [], None, spec.script, spec.headers)
+
         async def all_of() -> list[Session]:
-            return list(await asyncio.gather(*(self._stream(s, h, pace, [], None) for s, h in sessions)))
+            return list(await asyncio.gather(*(one(s) for s in specs)))
         return self.loop.run(all_of(), timeout_s)
 
+    def grant_token(self) -> str:
+        """A one-session token from the service (relay.toml ``token_request``, asked with the
+        service key); the error names the request and the answer when there is none."""
+        method, path = self.config.token_method_path
+        if not path:
+            raise SutError("relay.toml names no token_request: the service has no per-session tokens")
+        r = httpx.request(method, self.url + path, headers={"Authorization": f"Token {self.api_key}"},
+                          timeout=5.0, trust_env=False)
+        try:
+            token = r.json()["access_token"]
+        except (ValueError, KeyError, TypeError):
+            token = None
+        if r.status_code != 200 or not isinstance(token, str) or not token:
+            raise SutError(f"{method} {path} answered {r.status_code} {r.text[:120]!r}: expected 200 with JSON "
+                           "\"access_token\" (relay.toml token_request)")
+        return token
+
     async def _stream(self, steps: list[Step], history: History, pace: float, rules: list[Rule],
-                      health_every_s: float | None) -> Session:
+                      health_every_s: float | None, script: str = SCRIPT,
+                      headers: dict[str, str] | None = None) -> Session:
         assert self.proxy is not None
         codec = get_codec(self.protocol)
-        history.meta.update(protocol=self.protocol, engine="scripted", script=SCRIPT, pace=pace,
+        history.meta.update(protocol=self.protocol, engine="scripted", script=script, pace=pace,
                             target="system under test")
         self.proxy.histories.append(history)
         for rule in rules:
@@ -163,7 +217,8 @@ class RelayEnv:
         started = time.monotonic_ns()
         try:
             run = await stream_session(codec, self.target(), steps, history=history,
-                                       params=SessionParams(engine="scripted", script=SCRIPT), pace=pace)
+                                       params=SessionParams(engine="scripted", script=script), pace=pace,
+                                       headers=headers)
             await asyncio.sleep(0.3)  # let the vendor side's close land in the record
         finally:
             for rule in rules:
@@ -213,7 +268,8 @@ class RelayEnv:
     # --- artifacts and life cycle --------------------------------------------------------------
     def save_leg(self, scenario: Any, session: Session, name: str = "vendor-leg.json") -> None:
         for label, conns, filename in (("vendor leg", session.conns, name),
-                                       ("vendor leg (server record)", session.server_conns, "vendor-leg-server.json")):
+                                       ("vendor leg (server record)", session.server_conns,
+                                        name.removesuffix(".json") + "-server.json")):
             path = scenario.artifact_path(filename)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(leg_to_json(VendorLeg(list(conns))), encoding="utf-8")

@@ -270,3 +270,92 @@ def test_a_stall_counts_from_the_fault_not_from_the_relays_own_close():
     assert v.status is Status.PASS and v.metrics["reconnect_delay_ms"] == 3200.0
     v = relay.fault_recovery(h, [stalled, again], fault, SCRIPT, reconnect_within_s=3)
     assert v.status is Status.FAIL and "reconnected only 3.2 s after the fault" in v.message
+
+
+# --- nobody in who does not belong ----------------------------------------------------------------
+def refused(status: int | None) -> History:
+    h = History(session_id=None, t0_ns=0)
+    h.add("connect", t_ns=1 * MS, attempt=0, url="ws://127.0.0.1:9/v1/listen")
+    h.add("connect_failed", t_ns=3 * MS, attempt=0, error=f"HTTP {status}", status=status)
+    return h
+
+
+def let_in(words: list[str], close_code: int = 1000) -> History:
+    h = client(frames=10, sid="intruder")
+    h.add("connected", t_ns=0, attempt=0, latency_ms=1.0)
+    add_finals(h, words, 1200)
+    h.add_event(Closed(close_code, ""), t_ns=1500 * MS)
+    return h
+
+
+def test_an_intruder_refused_with_401_and_no_vendor_connection_passes():
+    v = relay.intruder_refused(refused(401), [], "a client without credentials")
+    assert v.status is Status.PASS, v.message
+    assert v.metrics["handshake_status"] == 401 and v.metrics["vendor_connections"] == 0
+    closed_at_once = let_in([], close_code=4001)  # refused after the upgrade, before any result
+    assert relay.intruder_refused(closed_at_once, []).status is Status.PASS
+
+
+def test_an_intruder_let_in_fails_naming_the_words_and_the_vendor_connection():
+    h = let_in(["alpha", "bravo"])
+    v = relay.intruder_refused(h, [conn("x", 10, 1400, list(range(10, 1000, 100)), tag="intruder")],
+                               "a client without credentials")
+    assert v.status is Status.FAIL
+    assert "a client without credentials was let in: the handshake answered 101" in v.message
+    assert "heard 2 transcript words ('alpha bravo'" in v.message
+    assert "opened 1 vendor connection(s) for it and streamed 32000 bytes on its vendor key" in v.message
+
+
+def test_an_intruder_refused_with_the_wrong_status_fails():
+    v = relay.intruder_refused(refused(500), [], "a client with another session's token")
+    assert v.status is Status.FAIL and "refused with 500" in v.message and "not 401 or 403" in v.message
+    assert relay.intruder_refused(refused(None), []).status is Status.FAIL
+    assert relay.intruder_refused(History(), []).status is Status.UNKNOWN
+
+
+def two_sessions(heard_a: list[str], heard_b: list[str]) -> tuple[History, History]:
+    a, b = client(frames=20, sid="s-a"), client(frames=30, sid="s-b")
+    add_finals(a, heard_a, 3000)
+    add_finals(b, heard_b, 4000)
+    return a, b
+
+
+SCRIPT_A, SCRIPT_B = "alpha bravo charlie delta", "one two three four"
+
+
+def test_sessions_that_keep_to_their_own_audio_are_isolated():
+    a, b = two_sessions(["alpha", "bravo"], ["one", "two", "three"])
+    ca = conn("a", 0, 3000, list(range(20)), tag="s-a", results=[(900 * MS, True, "alpha bravo")])
+    cb = conn("b", 0, 4000, list(range(30)), tag="s-b", results=[(900 * MS, True, "one two three")])
+    v = relay.sessions_isolated([(a, [ca], SCRIPT_A), (b, [cb], SCRIPT_B)])
+    assert v.status is Status.PASS, v.message
+
+
+def test_a_session_hearing_the_others_words_fails_at_the_client_end():
+    a, b = two_sessions(["alpha", "one", "bravo", "two"], ["one", "two"])
+    ca = conn("a", 0, 3000, list(range(20)), tag="s-a", results=[(900 * MS, True, "alpha bravo")])
+    cb = conn("b", 0, 4000, list(range(30)), tag="s-b", results=[(900 * MS, True, "one two")])
+    v = relay.sessions_isolated([(a, [ca], SCRIPT_A), (b, [cb], SCRIPT_B)])
+    assert v.status is Status.FAIL
+    assert "session s-a heard 2 words of another session's audio ('one two'" in v.message
+    assert v.metrics["foreign_words_heard"] == 2
+
+
+def test_one_vendor_connection_shared_by_two_sessions_fails_at_the_vendor_end():
+    a, b = two_sessions(["alpha", "bravo"], [])
+    shared = conn("a", 0, 4000, list(range(50)), tag="s-a", results=[(900 * MS, True, "alpha one bravo")])
+    v = relay.sessions_isolated([(a, [shared], SCRIPT_A), (b, [], SCRIPT_B)])
+    assert v.status is Status.FAIL
+    assert "got 160000 bytes, 96000 more than its client sent: another session's audio" in v.message
+    assert "the vendor returned another session's words on session s-a's connection ('one'" in v.message
+    assert "session s-b sent 96000 bytes and no vendor connection carries its tag" in v.message
+
+
+def test_two_clients_given_one_session_id_fail_and_scripts_must_differ():
+    a, b = two_sessions(["alpha"], ["one"])
+    b.session_id = "s-a"
+    ca = conn("a", 0, 3000, list(range(20)), tag="s-a")
+    v = relay.sessions_isolated([(a, [ca], SCRIPT_A), (b, [ca], SCRIPT_B)])
+    assert v.status is Status.FAIL and "two clients were given the same session id" in v.message
+    with pytest.raises(ValueError, match="shares every word"):
+        relay.sessions_isolated([(a, [ca], SCRIPT_A), (b, [ca], SCRIPT_A)])

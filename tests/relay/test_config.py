@@ -6,6 +6,7 @@ import pytest
 
 from harness.relay import RELAY_DEFECTS, split_defects
 from harness.relay.config import RelayConfig, RelayConfigError
+from harness.selftest import DEFECT_SUITES
 
 
 def test_the_shipped_file_loads():
@@ -19,6 +20,7 @@ def test_the_shipped_file_loads():
     ({"correlate": "bytes"}, "correlate must be one of tag, time"),
     ({"vendor": "nuance"}, "vendor 'nuance' is not driven"),
     ({"vendor_timeout_s": 0}, "vendor_timeout_s must be > 0"),
+    ({"token_request": "/v1/auth/grant"}, 'token_request must be "GET /path" or "POST /path"'),
 ])
 def test_bad_fields_are_named(data, message):
     with pytest.raises(RelayConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -34,4 +36,4 @@ def test_a_file_that_is_not_toml_is_refused(tmp_path):
 
 def test_relay_defects_are_told_from_the_servers():
     assert split_defects(["no-resume", "relay-burst-gaps"]) == (("no-resume",), ("relay-burst-gaps",))
-    assert len(RELAY_DEFECTS) == 6
+    assert len(RELAY_DEFECTS) == 9 and set(RELAY_DEFECTS) <= set(DEFECT_SUITES)
