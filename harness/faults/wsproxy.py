@@ -848,6 +848,20 @@ class WsFaultProxy:
     def current_link(self) -> Link | None:
         return self.links[-1] if self.links else None
 
+    def use_schedule(self, schedule: Any) -> None:
+        """Run ``schedule`` (a :class:`~harness.faults.schedule.Schedule`; None: none) on the
+        connections that arrive from now on; open ones keep the steps they got. Checked first."""
+        if schedule is not None:
+            _check_schedule(schedule)
+        self.schedule = schedule
+
+    # --- hooks: a subclass that keeps its own record per connection ---------------------
+    def link_opened(self, link: Link) -> None:
+        """A connection was accepted and its link made, before anything is relayed on it."""
+
+    def link_closed(self, link: Link) -> None:
+        """A link is over: both sides closed or aborted, its rules stopped, its record closed."""
+
     # --- handshake and relay -------------------------------------------------------------
     async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         parts = urlsplit(request.path)
@@ -920,8 +934,12 @@ class WsFaultProxy:
         for step, _rule in steps:
             if hasattr(step.at, "ms") and step.at.key == "elapsed_ms":
                 loop.call_later(step.at.ms / 1000, link.check_schedule)
+        self.link_opened(link)
         link.check_schedule()  # the steps due at connect
-        await link.run()
+        try:
+            await link.run()
+        finally:
+            self.link_closed(link)
 
     async def start(self) -> WsFaultProxy:
         self._server = await serve(
