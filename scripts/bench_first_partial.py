@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Where does the time to the first partial go in the pocketsphinx engine? And does a change cost WER?
 
-    .venv/bin/python scripts/bench_first_partial.py [--window 0.6] [--ratio 0.9] [--partial-every-ms 300]
-                                                   [--chunk-ms 100]
+    .venv/bin/python scripts/bench_first_partial.py [--window 0.6] [--start-window 0.3] [--lead 0.15]
+                                                   [--ratio 0.9] [--partial-every-ms 300] [--chunk-ms 100]
 
 Feeds every committed utterance fixture (and the conversation, for WER) through the engine in
 ``--chunk-ms`` chunks as fast as possible, and for each utterance splits the time from its speech
@@ -82,6 +82,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--window", type=float, default=ps.ENDPOINT_WINDOW_S)
     ap.add_argument("--ratio", type=float, default=ps.ENDPOINT_RATIO)
+    ap.add_argument("--start-window", type=float, default=ps.START_WINDOW_S, help="the start endpointer's window (s)")
+    ap.add_argument("--lead", type=float, default=ps.SPEECH_LEAD_S, help="decode from this long before the start (s)")
     ap.add_argument("--partial-every-ms", type=int, default=ps.PARTIAL_EVERY_MS)
     ap.add_argument("--retry-ms", type=int, default=ps.PARTIAL_RETRY_MS, help="partial retry while no word yet")
     ap.add_argument("--chunk-ms", type=float, default=100.0)
@@ -89,6 +91,8 @@ def main() -> int:
     args = ap.parse_args()
     ps.ENDPOINT_WINDOW_S, ps.ENDPOINT_RATIO, ps.PARTIAL_EVERY_MS = args.window, args.ratio, args.partial_every_ms
     ps.PARTIAL_RETRY_MS = args.retry_ms
+    ps.START_WINDOW_S = args.start_window
+    ps.SPEECH_LEAD_S = args.lead
     chunk = int(args.chunk_ms * 16) * 2
     fixtures = json.loads(MANIFEST.read_text())["fixtures"]
     pool = DecoderPool(max_idle=1)
@@ -119,11 +123,11 @@ def main() -> int:
     summary = {k: {"p50": round(statistics.median([r[k] for r in got]), 1), "p95": round(pct([r[k] for r in got], 95), 1)}
                for k in ("endpointer_ms", "cadence_ms", "decode_ms", "first_partial_ms")}
     wer = jiwer.wer(refs, hyps)
-    out = {"window_s": args.window, "ratio": args.ratio, "partial_every_ms": args.partial_every_ms,
+    out = {"window_s": args.window, "start_window_s": args.start_window, "lead_s": args.lead, "ratio": args.ratio, "partial_every_ms": args.partial_every_ms,
            "retry_ms": args.retry_ms,
            "chunk_ms": args.chunk_ms, "utterances": len(rows), "no_partial": len(rows) - len(got),
            "summary": summary, "wer": round(wer, 4), "load_avg": os.getloadavg()[0], "rows": rows}
-    print(f"window {args.window} s, ratio {args.ratio}, partial every {args.partial_every_ms} ms "
+    print(f"window {args.window} s (start window {args.start_window} s, lead {args.lead} s), ratio {args.ratio}, partial every {args.partial_every_ms} ms "
           f"(retry {args.retry_ms} ms), chunk {args.chunk_ms:g} ms; "
           f"load average {os.getloadavg()[0]:.2f}")
     for k, v in summary.items():

@@ -10,16 +10,17 @@ missing=()
 
 say() { printf 'bootstrap: %s\n' "$*"; }
 
-# --- Python: .venv with the package, its dev extras and the vendor SDKs (tests/server) ---------------------------------
+# --- Python: .venv with the package, its dev extras, the vendor SDKs (tests/server) and the voice-agent
+# STT clients (the relay suite's clients group) ---------------------------------------------------------
 if [ ! -x "$VENV/bin/python" ]; then
   say "creating $VENV"
   python3 -m venv "$VENV"
 fi
 stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-  say "installing the package into $VENV (pip install -e .[dev,vendors])"
+  say "installing the package into $VENV (pip install -e .[dev,vendors,clients])"
   "$VENV/bin/pip" install --quiet --upgrade pip
-  "$VENV/bin/pip" install --quiet -e ".[dev,vendors]"
+  "$VENV/bin/pip" install --quiet -e ".[dev,vendors,clients]"
   rm -f "$VENV"/.installed-*
   touch "$stamp"
 fi

@@ -856,6 +856,11 @@ class WsFaultProxy:
         self.schedule = schedule
 
     # --- hooks: a subclass that keeps its own record per connection ---------------------
+    def upstream_path(self, path: str) -> str:
+        """The path and query the handshake carries from here on (to the record and the upstream);
+        ``path`` is the client's. A subclass may add to it (a stand-in's own query parameters)."""
+        return path
+
     def link_opened(self, link: Link) -> None:
         """A connection was accepted and its link made, before anything is relayed on it."""
 
@@ -872,6 +877,8 @@ class WsFaultProxy:
                 tag = dict(parse_qsl(parts.query)).get("tag")
                 body, kind = json.dumps(self.fault_record.to_dict(tag), separators=(",", ":")).encode(), "application/json"
             return Response(200, "OK", Headers({"Content-Type": kind, "Content-Length": str(len(body))}), body)
+        request.path = self.upstream_path(request.path)
+        parts = urlsplit(request.path)
         query = parse_qsl(parts.query)
         tags = [v for k, v in query if k == "tag"]
         if self.tag_header and request.headers.get(self.tag_header):

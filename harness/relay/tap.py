@@ -8,8 +8,8 @@ shape the reference server's ``GET /debug/connections`` serves. The proxy adds w
 cannot see: handshakes it refused, the faults it fired on each connection (its schedule, see
 :meth:`WsFaultProxy.use_schedule`), cuts.
 
-It uses the fault proxy's public hooks only: :meth:`~WsFaultProxy.link_opened`,
-:meth:`~WsFaultProxy.route` and :meth:`~WsFaultProxy.link_closed`; refused handshakes come from the
+It uses the fault proxy's public hooks only: :meth:`~WsFaultProxy.upstream_path`,
+:meth:`~WsFaultProxy.link_opened`, :meth:`~WsFaultProxy.route` and :meth:`~WsFaultProxy.link_closed`; refused handshakes come from the
 proxy's own per-connection record (``fault_record``).
 
 Times are ``time.monotonic_ns()`` at the proxy, the moment a message arrives from the service
@@ -23,7 +23,7 @@ import asyncio
 import json
 import time
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from collections.abc import Mapping, Sequence
 
@@ -42,6 +42,15 @@ def protocol_of(path: str) -> str:
     return next((name for prefix, name in PROTOCOL_BY_PATH if p.startswith(prefix)), "unknown")
 
 
+def with_query(path: str, extra: dict[str, str]) -> str:
+    """``path`` with ``extra`` appended to its query (parameters it already has are kept)."""
+    have = parse_qs(urlsplit(path).query)
+    add = {k: v for k, v in extra.items() if k not in have}
+    if not add:
+        return path
+    return path + ("&" if "?" in path else "?") + urlencode(add)
+
+
 def tag_of(path: str) -> str | None:
     values = parse_qs(urlsplit(path).query).get("tag")
     return values[0] if values else None
@@ -50,8 +59,11 @@ def tag_of(path: str) -> str | None:
 class RecordingProxy(WsFaultProxy):
     """A fault proxy that records every connection through it (see the module docstring)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, extra_query: dict[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Query parameters added to every handshake on its way to the vendor: the stand-in's own
+        # extensions (the scripted engine's ``script``) that a client library has no way to send.
+        self.extra_query = dict(extra_query or {})
         self._accepted: dict[int, VendorConnection] = {}  # by the proxy's connection index
         self._watchers: dict[int, list[asyncio.Future[Any]]] = {}
 
@@ -77,6 +89,9 @@ class RecordingProxy(WsFaultProxy):
         self.use_schedule(session_schedule(steps, self.fault_record.total) if steps else None)
 
     # --- the fault proxy's hooks ---------------------------------------------------------
+    def upstream_path(self, path: str) -> str:
+        return with_query(path, self.extra_query) if self.extra_query else path
+
     def link_opened(self, link: Link) -> None:
         path = link.client.request.path if link.client.request else ""
         conn = VendorConnection(conn_id=f"p-{link.record.index}", protocol=protocol_of(path),

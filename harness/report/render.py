@@ -125,6 +125,7 @@ def render(run_dir: Path | str, baseline: Path | str | None = None, slo_file: Pa
         "charts": sections.latency_charts(data, samples, slos),
         "waterfalls": sections.waterfalls(data),
         "chaos": sections.chaos_matrix(data),
+        "clients": sections.clients_table(data),
         "load": sections.load_section(data),
         "benchmarks": sections.benchmark_rows(data),
         "screenshots": sections.screenshots(data),

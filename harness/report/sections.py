@@ -349,6 +349,39 @@ def chaos_matrix(data: RunData) -> list[dict[str, Any]]:
     return rows
 
 
+# --- voice-agent STT clients (the relay suite's clients group) ----------------------------------------
+CLIENT_ROW = "clients.row"  # harness.checks.clients.ROW (not imported: the report reads run directories)
+
+
+def _delay(ms: Any) -> str:
+    return "–" if ms is None else f"{ms / 1000:.2f} s"
+
+
+def clients_table(data: RunData) -> list[dict[str, Any]]:
+    """One row per client x fault scenario: recovered or not, words lost against the client's clean
+    run, reconnect delay, attempts, the documented behaviour and any finding against it."""
+    rows = []
+    for s in data.scenarios:
+        for v in s.verdicts:
+            if v.name != CLIENT_ROW:
+                continue
+            m, e = v.metrics, v.evidence
+            recovered = m.get("client_recovered")
+            lost, base = m.get("client_words_lost"), m.get("client_baseline_words", m.get("client_expected_words"))
+            rows.append({
+                "client": e.get("client", "?"), "fault": e.get("fault", _case_name(s.scenario)),
+                "recovered": "–" if recovered is None else ("yes" if recovered else "no"),
+                "lost": "–" if lost is None else (f"{lost} of {base}" if base is not None else str(lost)),
+                "doubled": fmt(m.get("client_words_doubled")) if m.get("client_words_doubled") is not None else "–",
+                "delay": _delay(m.get("client_reconnect_delay_ms")),
+                "attempts": fmt(m.get("client_attempts")) if m.get("client_attempts") is not None else "–",
+                "documented": e.get("documented", ""), "findings": list(e.get("findings") or []),
+                "status": s.final_status().value, "scenario": s.scenario,
+                "measured": v.status.value,
+            })
+    return sorted(rows, key=lambda r: (r["client"], r["fault"] != "clean", r["fault"]))
+
+
 # --- other record kinds ---------------------------------------------------------------------------
 def _generic(rec: dict[str, Any]) -> dict[str, Any]:
     """Scalars as key/value pairs, lists of objects as tables, nested objects flattened one level."""

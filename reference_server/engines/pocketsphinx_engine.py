@@ -1,23 +1,28 @@
 """The ``pocketsphinx`` engine: real streaming ASR with the PocketSphinx 5 wheel's US English model.
 
-Audio goes through PocketSphinx's ``Endpointer`` (WebRTC-style voice activity detection with a
-smoothing window) in whole 30 ms frames; only the speech it passes reaches the decoder. While speech
+Audio goes through two PocketSphinx ``Endpointer``s (WebRTC-style voice activity detection with a
+smoothing window) in whole 30 ms frames; only the speech they pass reaches the decoder. A short
+one (``START_WINDOW_S``) decides where speech starts, so decoding (and the first partial) begins
+about 0.3 s after the speech onset, not the 0.52 s the long window takes; the long one
+(``ENDPOINT_WINDOW_S``) decides where it ends, so a short pause inside a sentence does not split
+it. A burst the long one never confirms ends when the short one hears silence again. While speech
 flows, the decoder's running hypothesis is reported as a partial every ``PARTIAL_EVERY_MS`` of
-speech audio (sooner, every ``PARTIAL_RETRY_MS``, while it has no word yet). A pause of about ``ENDPOINT_WINDOW_S`` ends the utterance: the decoder's best-path
-pass gives the final words with their times (10 ms frames) and posterior probabilities as
-confidences.
-A segment is also closed once it holds ``max_segment_s`` of audio, and at flush.
+speech audio (sooner, every ``PARTIAL_RETRY_MS``, while it has no word yet). A pause of about
+``ENDPOINT_WINDOW_S`` ends the utterance: the decoder's best-path pass gives the final words with
+their times (10 ms frames) and posterior probabilities as confidences. A segment is also closed
+once it holds ``max_segment_s`` of audio, and at flush.
 
 Because the audio is cut into fixed frames before anything else sees it, the results do not depend
 on how the caller chunked the stream: any even-length chunks give the same partials and finals.
 
-Byte accounting: the endpointer hands back a contiguous run of the input for each speech region, so
-the decoder hears stream bytes ``[start, cursor)`` exactly. A segment ended by a pause reaches on to
-the frame where the endpointer decided (the pause it listened to; capped at ``max_segment_s``), and
-``boundary_offset`` is that end; a forced or flushed segment ends at ``cursor``. The next segment
-starts at or after it. Other audio between speech regions belongs to no segment. Speech shorter
-than the endpointer's window that is still pending at flush is dropped (it cannot be told from a
-click). Streams need about 0.7 s of silence between sentences to split them.
+Byte accounting: the endpointers only decide; the decoder is fed the raw stream, bytes
+``[start, cursor)`` of each speech region exactly, where ``start`` is ``SPEECH_LEAD_S`` before the
+decided speech start (never before the previous boundary). A segment ended by a pause reaches on
+to the frame where the endpointer decided (the pause it listened to; capped at ``max_segment_s``),
+and ``boundary_offset`` is that end; a forced or flushed segment ends at ``cursor``. The next
+segment starts at or after it. Other audio between speech regions belongs to no segment. Speech
+too short for the start window to decide is never decoded (it cannot be told from a click).
+Streams need about 0.7 s of silence between sentences to split them.
 """
 
 from __future__ import annotations
@@ -37,6 +42,13 @@ from .decoder_pool import DecoderPool, default_pool
 from .validate import check_config, check_pcm
 
 ENDPOINT_WINDOW_S = 0.6  # ~0.55 s of non-speech ends a segment
+# ~0.27 s of speech starts one. Shorter starts false-start on clicks and breaths; the 0.6 s window
+# alone starts 0.52 s after the onset, which put the first partial past 0.5 s before any decoding.
+START_WINDOW_S = 0.3
+# Decoding starts this much before where the endpointers put the speech start (never before the
+# previous segment's end): the acoustic model wants a little silence before the first word, or it
+# squeezes that word and misjudges it.
+SPEECH_LEAD_S = 0.15
 ENDPOINT_RATIO = 0.9  # fraction of the window that must agree to switch speech <-> silence
 PARTIAL_EVERY_MS = 300  # partial cadence, in speech audio fed to the decoder
 # When a partial is due but the decoder has no word yet (the start of a segment), ask again after
@@ -87,7 +99,9 @@ class PocketSphinxEngine:
         # "speech", so partials are not a window behind the stream.
         self._raw = bytearray()
         self._raw_base = config.start_offset  # stream offset of self._raw[0]
-        self._raw_keep = int((ENDPOINT_WINDOW_S + RAW_SLACK_S) * config.sample_rate) * 2
+        self._raw_keep = int((max(ENDPOINT_WINDOW_S, START_WINDOW_S) + RAW_SLACK_S) * config.sample_rate) * 2
+        self._speaking = False  # a speech region is being fed to the decoder
+        self._confirmed = False  # ... and the long endpointer has said speech in it
         self._in_utt = False
         self._utt_start = 0  # stream offset where the open segment's audio starts
         self._cursor = config.start_offset  # stream offset of the end of audio fed to the decoder
@@ -114,7 +128,7 @@ class PocketSphinxEngine:
             taken += frame_bytes
         del self._pending[:taken]
         # Keep what a speech start can reach back to (a window, with slack), and what is not fed yet.
-        drop = min(len(self._raw) - self._raw_keep, (self._cursor if self._in_utt else self._frame_end) - self._raw_base)
+        drop = min(len(self._raw) - self._raw_keep, (self._cursor if self._speaking else self._frame_end) - self._raw_base)
         if drop > 0:
             drop -= drop % 2
             del self._raw[:drop]
@@ -126,9 +140,10 @@ class PocketSphinxEngine:
         results: list[EngineResult] = []
         tail = bytes(self._pending)
         self._pending.clear()
-        if self._endpointer.in_speech:
+        if self._speaking:
             # Everything up to the last whole frame is fed already; the tail is the rest of the speech.
             self._feed_raw(self._received, results)
+        self._speaking = False
         # A partial now would be stale at once: only finals come out of a flush.
         results = [r for r in results if isinstance(r, FinalResult)]
         results.extend(self._end_segment())
@@ -148,26 +163,33 @@ class PocketSphinxEngine:
     # -- internals ---------------------------------------------------------------------------
 
     def _new_endpointer(self) -> None:
-        self._endpointer = self._endpointer_type(
-            window=ENDPOINT_WINDOW_S,
-            ratio=ENDPOINT_RATIO,
-            vad_mode=self._vad_mode,
-            sample_rate=16000,
+        self._endpointer, self._starter = (
+            self._endpointer_type(window=window, ratio=ENDPOINT_RATIO, vad_mode=self._vad_mode, sample_rate=16000)
+            for window in (ENDPOINT_WINDOW_S, START_WINDOW_S)
         )
         self._frame_bytes: int = self._endpointer.frame_bytes
         self._endpointer_base = self._received  # stream offset of the endpointer's time zero
 
     def _process_frame(self, frame: bytes, results: list[EngineResult]) -> None:
-        endpointer = self._endpointer
+        # Only the decisions are used: the audio the endpointers hand back is a window late.
+        endpointer, starter = self._endpointer, self._starter
         was_in_speech = endpointer.in_speech
-        speech = endpointer.process(frame)  # only the decision is used: its audio is a window late
-        if speech is None:
-            return
-        if not was_in_speech:
-            start = self._endpointer_base + round(endpointer.speech_start * 16000) * 2
+        endpointer.process(frame)
+        starter.process(frame)
+        if not self._speaking:
+            deciders = [e for e in (starter, endpointer) if e.in_speech]
+            if not deciders:
+                return
+            start_s = min(e.speech_start for e in deciders) - SPEECH_LEAD_S
+            start = self._endpointer_base + max(0, round(start_s * 16000)) * 2
             self._cursor = max(start, self._last_boundary, self._raw_base)
+            self._speaking, self._confirmed = True, False
         self._feed_raw(self._frame_end, results)
-        if not endpointer.in_speech:
+        if endpointer.in_speech:
+            self._confirmed = True
+        elif was_in_speech or (not self._confirmed and not starter.in_speech):
+            # The long endpointer heard the pause out; or a burst it never confirmed is over.
+            self._speaking = False
             results.extend(self._end_segment(closed_at=self._frame_end))
 
     def _feed_raw(self, end: int, results: list[EngineResult]) -> None:

@@ -152,3 +152,32 @@ def test_environment_recorded_with_the_run_is_used(tmp_path):
     html = paths.html.read_text()
     assert "3.12.1" in html and "jiwer 9.9" in html and "recorded with the run" in html
     assert json.loads(paths.summary.read_text())["environment"]["memory"] == "unknown"
+
+
+def test_clients_table_has_a_row_per_client_and_fault_with_its_finding(tmp_path):
+    from harness.report.model import RunData
+    from harness.report.sections import clients_table
+
+    run = RunDir.create(tmp_path / "run-clients")
+    row = Verdict("clients.row", Status.PASS, "pipecat x cut", metrics={
+        "client_recovered": 0, "client_words_lost": 20, "client_baseline_words": 25, "client_words_doubled": 0,
+        "client_reconnect_delay_ms": 4199.0, "client_attempts": 1},
+        evidence={"client": "pipecat-deepgram", "fault": "cut", "documented": "after a cut: reconnect after 4 s",
+                  "findings": ["did not recover, documented: recovers"]})
+    gate = Verdict("slo.client_words_doubled", Status.FAIL, "client_words_doubled max<1 not met")
+    run.add_result(ScenarioResult("relay", "test_clients::x[pipecat-deepgram-cut]", [row, gate]))
+    base = Verdict("clients.row", Status.PASS, "clean", metrics={
+        "client_words_lost": 0, "client_expected_words": 33, "client_attempts": 1},
+        evidence={"client": "pipecat-deepgram", "fault": "clean", "documented": "every word", "findings": []})
+    run.add_result(ScenarioResult("relay", "test_clients::b[pipecat-deepgram]", [base]))
+    run.add_result(ScenarioResult("relay", "test_stream::other", [Verdict("relay.finalize", Status.PASS)]))
+    rows = clients_table(RunData(run.path))
+    assert [(r["client"], r["fault"]) for r in rows] == [("pipecat-deepgram", "clean"), ("pipecat-deepgram", "cut")]
+    cut = rows[1]
+    assert (cut["recovered"], cut["lost"], cut["delay"], cut["attempts"], cut["status"]) == (
+        "no", "20 of 25", "4.20 s", "1", "fail")
+    assert cut["findings"] == ["did not recover, documented: recovers"]
+    assert (rows[0]["recovered"], rows[0]["lost"], rows[0]["delay"]) == ("–", "0 of 33", "–")
+    html = render(run.path).html.read_text()
+    assert "STT clients under vendor faults" in html and "did not recover, documented: recovers" in html
+    assert "after a cut: reconnect after 4 s" in html

@@ -300,3 +300,49 @@ def test_the_first_partial_comes_with_the_speech_decision(utterances, pool):
     assert decided_ms is not None and first_ms is not None, (decided_ms, first_ms)
     assert first_ms - decided_ms <= 200, (decided_ms, first_ms)
     assert first_ms - entry["speech_onset_s"] * 1000 < 800, (entry["id"], first_ms)
+
+
+def test_decoding_starts_within_the_start_window_of_the_onset(pool):
+    """Speech is decided by the short start window (about 0.3 s), not the 0.6 s window that ends
+    segments: on every utterance fixture the first partial with words is in the audio before
+    0.5 s past the onset (audio time, so the machine's speed does not enter)."""
+    late = {}
+    for entry in [f for f in _fixtures() if f["kind"] == "utterance"]:
+        pcm = _pcm(entry)
+        engine = PocketSphinxEngine(EngineConfig(), pool=pool)
+        first_ms = None
+        try:
+            for start in range(0, len(pcm), CHUNK):
+                out = engine.accept(pcm[start : start + CHUNK])
+                if any(isinstance(r, PartialResult) and r.text for r in out):
+                    first_ms = (start + len(pcm[start : start + CHUNK])) // 32
+                    break
+        finally:
+            engine.close()
+        after_onset = None if first_ms is None else first_ms - entry["speech_onset_s"] * 1000
+        if after_onset is None or after_onset >= 500:
+            late[entry["id"]] = after_onset
+    assert not late, f"first partial not within 500 ms of audio after the onset: {late}"
+
+
+def test_a_short_burst_is_decoded_and_ended_by_the_start_window(utterances, pool):
+    """Speech shorter than the 0.6 s window (the long endpointer never says speech) is still
+    decoded from the short window's decision, and its segment closes when that window hears
+    silence again, before any flush: no partial is left waiting for its final."""
+    entry = utterances[0]
+    pcm = _pcm(entry)
+    onset = round(entry["speech_onset_s"] * 16000) * 2
+    burst = pcm[:onset] + pcm[onset : onset + 4800] + silence(1.5)  # 0.15 s of speech
+    engine = PocketSphinxEngine(EngineConfig(), pool=pool)
+    results, confirmed = [], False
+    try:
+        for start in range(0, len(burst), CHUNK):
+            results += engine.accept(burst[start : start + CHUNK])
+            confirmed = confirmed or engine._endpointer.in_speech
+    finally:
+        engine.close()
+    assert not confirmed, "the burst was long enough for the 0.6 s window: it does not test the start window"
+    partial_segments = {r.start_ms for r in results if isinstance(r, PartialResult) and r.text}
+    final_segments = {r.start_ms for r in finals(results)}
+    assert final_segments, "the burst gave no final before the flush"
+    assert partial_segments <= final_segments, (partial_segments, final_segments)
