@@ -97,3 +97,30 @@ async def test_refused_handshakes_answer_the_status_with_retry_after(vendor):
     assert statuses == [429, 429, 101]
     with pytest.raises(ValueError, match="HTTP error status"):
         proxy.refuse_next(1, 200)
+
+
+def test_extra_query_parameters_are_appended_and_never_override_the_clients():
+    from harness.relay.tap import with_query
+
+    assert with_query("/v1/listen", {"script": "a b"}) == "/v1/listen?script=a+b"
+    assert with_query("/v1/listen?model=x", {"script": "a"}) == "/v1/listen?model=x&script=a"
+    assert with_query("/v1/listen?script=mine", {"script": "theirs"}) == "/v1/listen?script=mine"
+
+
+async def test_the_vendor_sees_the_extra_query_a_client_library_cannot_send():
+    seen: list[str] = []
+
+    async def record_path(ws) -> None:
+        seen.append(ws.request.path)
+        await ws.close(1000)
+
+    async with serve(record_path, "127.0.0.1", 0) as server:
+        upstream = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        async with RecordingProxy(upstream, extra_query={"script": "alpha bravo"}) as proxy:
+            async with connect(f"{proxy.ws_url}/v1/listen?model=nova-3") as ws:
+                with pytest.raises(ConnectionClosed):
+                    await ws.recv()
+            await asyncio.sleep(0.1)
+            leg = proxy.vendor_leg()
+    assert seen == ["/v1/listen?model=nova-3&script=alpha+bravo"]
+    assert leg.connections[0].path == "/v1/listen"

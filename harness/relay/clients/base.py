@@ -17,7 +17,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -37,14 +37,6 @@ class Documented:
     retry_delays_s: tuple[float, ...]  # the waits before its 1st, 2nd … retry
     max_attempts: int | None  # connection attempts in a row before it gives up (None: never gives up)
     source: str  # where this is written: the package, module and names
-
-    def describe(self) -> str:
-        retry = ("no reconnect" if not self.reconnects else
-                 f"reconnect after {', '.join(f'{d:g}' for d in self.retry_delays_s)} s"
-                 + (f", at most {self.max_attempts} attempts" if self.max_attempts else ""))
-        return (f"{retry}; 429 {'retried' if self.retries_refusal else 'not retried'}; "
-                f"KeepAlive {'sent' if self.keepalive else 'not sent'}; stall "
-                f"{'detected' if self.detects_stall else 'not detected'}")
 
 
 @dataclass(frozen=True)
@@ -83,7 +75,6 @@ class Recorder:
     case_id: str
     out: IO[str]
     secret: str = ""  # the vendor key: masked wherever a library quotes it (some quote request headers)
-    finals: int = field(default=0)
 
     def _mask(self, text: str) -> str:
         return text.replace(self.secret, "<vendor key>") if self.secret else text
@@ -99,7 +90,6 @@ class Recorder:
         self._write("silence", start_ns=start_ns, end_ns=end_ns)
 
     def final(self, text: str, start_s: float | None = None, end_s: float | None = None) -> None:
-        self.finals += 1
         self._write("final", text=text, start_s=start_s, end_s=end_s)
 
     def error(self, message: str, recoverable: bool | None = None) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 
-from harness.relay.clients.base import CHUNK_MS, SAMPLE_RATE, Case, Documented, Recorder, paced_audio
+from harness.relay.clients.base import SAMPLE_RATE, Case, Documented, Recorder, paced_audio
 
 NAME = "livekit-deepgram"
 DOCUMENTED = Documented(
@@ -45,9 +45,8 @@ class LiveKitDeepgram:
             stream = engine.stream()
 
             async def feed() -> None:
-                samples = SAMPLE_RATE * CHUNK_MS // 1000
                 async for chunk in paced_audio(case, rec):
-                    stream.push_frame(rtc.AudioFrame(chunk, SAMPLE_RATE, 1, len(chunk) // 2 or samples))
+                    stream.push_frame(rtc.AudioFrame(chunk, SAMPLE_RATE, 1, len(chunk) // 2))
                 await asyncio.sleep(case.drain_s)
                 stream.end_input()
 
