@@ -41,6 +41,15 @@ def closed_error(code: int, reason: str = "", *, by_peer: bool) -> ConnectionClo
     return cls(frame, None) if by_peer else cls(frame, frame, False)
 
 
+class SocketIORefused(OSError):
+    """The server refused the Socket.IO connect (``connect_error``). ``status`` is the HTTP status
+    the refusal stands for when the server gave one as ``data.status`` (401 for a wrong key)."""
+
+    def __init__(self, message: str, status: int | None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class TcpConnection:
     """A TCP stream: frames are written as they are; ``recv`` returns what the socket gave."""
 
@@ -162,7 +171,7 @@ async def _connect_socketio(request: ConnectRequest, headers: dict[str, str], op
 
     @client.event
     async def connect_error(data: Any = None) -> None:
-        refusals.append(data.get("message", data) if isinstance(data, dict) else data)
+        refusals.append(data)
 
     @client.event
     async def disconnect(reason: Any = None) -> None:
@@ -178,8 +187,14 @@ async def _connect_socketio(request: ConnectRequest, headers: dict[str, str], op
     except socketio.exceptions.ConnectionError as exc:
         with contextlib.suppress(Exception):
             await client.disconnect()
-        why = f": {'; '.join(map(str, refusals))}" if refusals else ""
-        raise OSError(f"Socket.IO connection to {request.url} failed: {exc}{why}") from exc
+        messages = [r.get("message", r) if isinstance(r, dict) else r for r in refusals]
+        why = f": {'; '.join(map(str, messages))}" if refusals else ""
+        if not refusals:
+            raise OSError(f"Socket.IO connection to {request.url} failed: {exc}") from exc
+        extra = refusals[0].get("data") if isinstance(refusals[0], dict) else None
+        status = extra.get("status") if isinstance(extra, dict) else None
+        raise SocketIORefused(f"the server refused the Socket.IO connection{why}",
+                              status if isinstance(status, int) and not isinstance(status, bool) else None) from exc
     conn.transport  # noqa: B018 - kept now, while aiohttp still holds it
     return conn
 

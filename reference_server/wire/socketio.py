@@ -5,7 +5,7 @@ sessions (python-socketio's ``AsyncServer`` in ASGI mode, in front of the FastAP
 Wire choices:
 - Connect: the API key as Socket.IO ``auth`` (``{"token": KEY}``), ``Authorization: Bearer KEY``
   or the ``token`` query parameter; otherwise the connection is refused (``connect_error``
-  ``unauthorized``). Engine.IO pings every ``heartbeat_s`` and drops a peer silent for
+  ``{"message": "unauthorized: ...", "data": {"status": 401}}``). Engine.IO pings every ``heartbeat_s`` and drops a peer silent for
   ``heartbeat_s`` more (``--defect no-heartbeat`` turns that off).
 - ``join_session {engine?, language?, sample_rate?, encoding?, script?}`` creates the session
   (``sample_rate`` 8000/16000/24000/44100/48000, ``encoding`` pcm_s16le, pcm_f32le, mulaw or alaw;
@@ -247,8 +247,8 @@ def build_server(state: ServerState) -> socketio.AsyncServer:
         credential = credential or (value.strip() if scheme.lower() in ("bearer", "token") else None) \
             or sock.query_params.get("token")
         if not state.manager.authorized(None, credential):
-            raise socketio.exceptions.ConnectionRefusedError(
-                "unauthorized: give the API key as auth={'token': KEY} or Authorization: Bearer KEY")
+            raise socketio.exceptions.ConnectionRefusedError(  # data.status: the HTTP status it stands for
+                "unauthorized: give the API key as auth={'token': KEY} or Authorization: Bearer KEY", {"status": 401})
         sockets[sid] = sock
 
         async def serve() -> None:

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import socketio
 
+from harness.drivers.asyncio_driver import StreamConnectError, open_stream
+from harness.protocols import SessionParams, StreamTarget, get_codec
 from harness.services import ReferenceServer
 from srv_client import SCRIPT, WORD_BYTES, expected_words, silence
 from vendor_audio import connections, session_when_done
@@ -132,7 +134,12 @@ async def test_a_wrong_key_is_refused_at_connect(server: ReferenceServer) -> Non
     with pytest.raises(socketio.exceptions.ConnectionError):
         await c.sio.connect(server.url, auth={"token": "wrong"}, transports=["websocket"], wait_timeout=10)
     [(_, refusal)] = c.events
-    assert "unauthorized" in refusal["message"]
+    assert "unauthorized" in refusal["message"] and refusal["data"] == {"status": 401}
+    # the harness's own transport reports that refusal as the handshake's status
+    codec = get_codec("socketio")
+    with pytest.raises(StreamConnectError) as refused:
+        await open_stream(codec, StreamTarget(server.url, "wrong"), codec.local_session(SessionParams()))
+    assert refused.value.status == 401 and "unauthorized" in refused.value.error
     header = Client()
     await header.sio.connect(server.url, headers={"Authorization": f"Bearer {server.api_key}"},
                              transports=["websocket"], wait_timeout=10)
