@@ -167,7 +167,7 @@ def scripted_pcm(words: int) -> bytes:
 
 
 async def _live_session(spec: str, http_url: str, api_key: str, pcm: bytes, script: str | None,
-                        pace: float, allow_remote: bool) -> tuple[Any, FrameTally]:
+                        pace: float, allow_remote: bool, stream_url: str | None = None) -> tuple[Any, FrameTally]:
     from harness.drivers.asyncio_driver import AsyncSessionClient
     from harness.drivers.session import SessionPlan
     from harness.history import History
@@ -179,16 +179,17 @@ async def _live_session(spec: str, http_url: str, api_key: str, pcm: bytes, scri
     params = SessionParams(engine="scripted", script=script) if script else SessionParams(engine="pocketsphinx")
     plan = SessionPlan(pcm=pcm, params=params, pace=pace, allow_remote=allow_remote, max_reconnects=0,
                        deadline_s=len(pcm) / 32_000 / max(pace, 0.1) + 30)
-    outcome = await AsyncSessionClient(codec, StreamTarget(http_url=http_url, api_key=api_key), plan,
+    target = StreamTarget(http_url=http_url, api_key=api_key, stream_base_url=stream_url)
+    outcome = await AsyncSessionClient(codec, target, plan,
                                        History(meta={"protocol": spec})).run()
     return outcome, tally
 
 
 def check_live(spec: str, *, target: str | None, api_key: str | None, fixture: str | None,
-               allow_remote: bool = False) -> LiveResult:
+               allow_remote: bool = False, stream_url: str | None = None) -> LiveResult:
     from harness.audio import load_manifest
     from harness.checks.integrity import expected_scripted_words
-    from harness.protocols.registry import capabilities_of
+    from harness.protocols.registry import capabilities_of, codec_class
     from harness.services import ReferenceServer
 
     scripted = "scripted_engine" in capabilities_of(spec)
@@ -206,9 +207,11 @@ def check_live(spec: str, *, target: str | None, api_key: str | None, fixture: s
             server = ReferenceServer(engine="scripted" if script else "pocketsphinx").start()
             server.wait_healthy()
             http_url, key, where = server.url, server.api_key, f"the reference server ({server.url})"
+            if stream_url is None and getattr(codec_class(spec), "stream_transport", None) == "tcp":
+                stream_url = server.wyoming_url  # its plain-TCP listener (Wyoming)
         else:
             http_url, key, where = target, api_key or os.environ.get("HARNESS_API_KEY", ""), target
-        outcome, tally = asyncio.run(_live_session(spec, http_url, key, pcm, script, pace, allow_remote))
+        outcome, tally = asyncio.run(_live_session(spec, http_url, key, pcm, script, pace, allow_remote, stream_url))
     finally:
         if server is not None:
             server.stop()
@@ -236,6 +239,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    '(a text frame as received, or {"binary_b64": "..."})')
     p.add_argument("--target", help="run the live session against this backend instead of the reference server")
     p.add_argument("--api-key", help="API key for --target (default: $HARNESS_API_KEY)")
+    p.add_argument("--stream-url", help="where the stream goes when not to --target's address "
+                   "(tcp://host:port for Wyoming over TCP)")
     p.add_argument("--fixture", help="audio fixture id for the live session (default: scripted audio when the "
                    "codec has the scripted_engine capability, else the first fixture with a transcript)")
     p.add_argument("--no-live", action="store_true", help="only check --frames; start no session")
@@ -256,7 +261,7 @@ def main(args: argparse.Namespace) -> int:
         failed |= bool(tally.errors)
     if not args.no_live:
         live = check_live(args.protocol, target=args.target, api_key=args.api_key, fixture=args.fixture,
-                          allow_remote=args.allow_remote)
+                          allow_remote=args.allow_remote, stream_url=args.stream_url)
         print("\n".join(live.lines()))
         failed |= bool(live.problems)
     print(f"codec-check {args.protocol}: {'FAIL' if failed else 'PASS'}")

@@ -20,7 +20,7 @@ FILE_NAME = "harness.toml"
 
 # section -> key -> type
 SCHEMA: dict[str, dict[str, type]] = {
-    "target": {"url": str, "protocol": str, "api_key_env": str, "capabilities": list},
+    "target": {"url": str, "protocol": str, "api_key_env": str, "capabilities": list, "stream_url": str},
     "run": {"profile": str, "suites": str, "slo": str, "out": str, "allow_remote": bool},
     "browser": {"client": str},
 }

@@ -48,6 +48,7 @@ class Target:
     protocol: str = "reference"
     server: Any = None  # harness.services.ReferenceServer | None
     defects: tuple[str, ...] = ()
+    stream_url: str | None = None  # the stream's address when not the HTTP URL's (Wyoming: tcp://host:port)
 
     @property
     def ws_url(self) -> str:
@@ -76,6 +77,7 @@ class HarnessOptions:
     target_container: str | None = None
     container_port: int = 8700
     capabilities: str | None = None
+    stream_url: str | None = None  # --stream-url: where the stream goes when not to --target's address
     sut: str | None = None  # the relay suite: a command that starts the system under test
     sut_url: str | None = None  # ... or the URL of one the user runs
     vendor_port: int | None = None  # ... and where it expects the vendor (the suite listens there)
@@ -108,6 +110,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="wire protocol of the target: a codec name, module:Class or path/to/codec.py:Class")
     g.addoption("--capabilities", default=None, metavar="+A,-B",
                 help="capabilities the target has beyond its codec's (+name) or lacks (-name)")
+    g.addoption("--stream-url", default=os.environ.get("HARNESS_STREAM_URL"), metavar="URL",
+                help="where the stream goes when it is not --target's address: tcp://host:port for a "
+                     "protocol over plain TCP (wyoming); default: the embedded server's own listener")
     g.addoption("--profile", default="ci", choices=PROFILES, help="ci (short) or nightly (long)")
     g.addoption("--slo", default=None, help="SLO file (TOML); default: the profile's")
     g.addoption("--run-dir", default=None, help="run directory to write (default: reports/<run-id>)")
@@ -147,6 +152,7 @@ def options_from_config(config: pytest.Config) -> HarnessOptions:
         target_container=config.getoption("--target-container"),
         container_port=config.getoption("--container-port"),
         capabilities=config.getoption("--capabilities"),
+        stream_url=config.getoption("--stream-url", None),
         sut=config.getoption("--sut", None),
         sut_url=config.getoption("--sut-url", None),
         vendor_port=config.getoption("--vendor-port", None),
@@ -297,7 +303,8 @@ def target(pytestconfig: pytest.Config) -> Any:
     if opts.target:
         if not opts.api_key:
             raise pytest.UsageError("--target needs --api-key (or HARNESS_API_KEY)")
-        yield Target(http_url=opts.target.rstrip("/"), api_key=opts.api_key, protocol=opts.protocol)
+        yield Target(http_url=opts.target.rstrip("/"), api_key=opts.api_key, protocol=opts.protocol,
+                     stream_url=opts.stream_url)
         return
     if opts.container:
         from harness.containers.target import container_server
@@ -317,9 +324,17 @@ def target(pytestconfig: pytest.Config) -> Any:
     server.start()
     try:
         yield Target(http_url=server.url, api_key=server.api_key, protocol=opts.protocol,
-                     server=server, defects=opts.defects)
+                     server=server, defects=opts.defects, stream_url=opts.stream_url or embedded_stream_url(server, opts))
     finally:
         server.close()
+
+
+def embedded_stream_url(server: Any, opts: HarnessOptions) -> str | None:
+    """The embedded server's listener for a codec that streams over plain TCP (its
+    ``stream_transport``), None for the others (their stream is at the HTTP address)."""
+    from harness.protocols.registry import codec_class
+
+    return server.wyoming_url if getattr(codec_class(opts.protocol), "stream_transport", None) == "tcp" else None
 
 
 @pytest.fixture(scope="session")

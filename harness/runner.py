@@ -224,6 +224,7 @@ class PytestOptions:
     target_container: str | None = None
     container_port: int | None = None
     capabilities: str | None = None
+    stream_url: str | None = None
     sut: str | None = None  # relay suite: the system under test's command, or
     sut_url: str | None = None  # the URL of one the user runs, with
     vendor_port: int | None = None  # the port it expects the vendor on
@@ -233,6 +234,8 @@ class PytestOptions:
         out = ["--protocol", self.protocol, "--profile", self.profile, "--engine", self.engine]
         if self.capabilities:
             out.append(f"--capabilities={self.capabilities}")
+        if self.stream_url:
+            out += ["--stream-url", self.stream_url]
         if self.target:
             out += ["--target", self.target]
         if self.target_image:
@@ -416,6 +419,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         "module:Class or path/to/codec.py:Class (default: reference)")
     p.add_argument("--capabilities", default=None, metavar="+A,-B",
                    help="capabilities the target has beyond its codec's (+name) or lacks (-name)")
+    p.add_argument("--stream-url", default=None, metavar="URL",
+                   help="where the stream goes when it is not --target's address: tcp://host:port for "
+                        "Wyoming over TCP (default: the embedded server's own listener)")
     p.add_argument("--suite", help="comma-separated suites (default: the profile's suites that have tests)")
     p.add_argument("--profile", default=None, choices=PROFILES, help="ci (short, default) or nightly (long)")
     p.add_argument("--slo", help="SLO file (TOML; default: the profile's)")
@@ -465,6 +471,7 @@ def apply_project_config(args: argparse.Namespace, env: dict[str, str] | None = 
     if cfg is not None:
         args.target = args.target or cfg.get("target", "url")
         args.protocol = args.protocol or cfg.get("target", "protocol")
+        args.stream_url = getattr(args, "stream_url", None) or cfg.get("target", "stream_url")
         caps = cfg.get("target", "capabilities")
         if args.capabilities is None and caps:
             args.capabilities = ",".join(str(c) for c in caps)
@@ -586,7 +593,7 @@ def main(args: argparse.Namespace) -> int:
                             target_image=getattr(args, "target_image", None),
                             target_container=getattr(args, "target_container", None),
                             container_port=getattr(args, "container_port", None),
-                            capabilities=args.capabilities,
+                            capabilities=args.capabilities, stream_url=getattr(args, "stream_url", None),
                             sut=getattr(args, "sut", None), sut_url=getattr(args, "sut_url", None),
                             vendor_port=getattr(args, "vendor_port", None),
                             relay_config=getattr(args, "relay_config", None))

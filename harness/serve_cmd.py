@@ -33,6 +33,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="a fault schedule (TOML) in front of every stream endpoint; see 'harness faults'")
     p.add_argument("--tag-header", metavar="NAME",
                    help="with --faults: a request header whose value tags a connection")
+    p.add_argument("--wyoming-port", type=int, metavar="P",
+                   help="also serve Wyoming over TCP on this port (0: a free one; printed at startup). "
+                        "Wyoming has no credentials: keep --host on loopback")
     p.add_argument("--record", metavar="FILE", help="with --faults: write the proxy's record (JSON) here at exit")
 
 
@@ -46,6 +49,8 @@ def build_command(args: argparse.Namespace) -> list[str]:
         cmd.append("--test-hooks")
     if args.stall_after is not None:
         cmd += ["--stall-after", str(args.stall_after)]
+    if getattr(args, "wyoming_port", None) is not None:
+        cmd += ["--wyoming-port", str(args.wyoming_port)]
     return cmd
 
 

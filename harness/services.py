@@ -60,7 +60,8 @@ class ReferenceServer:
     """The reference server as a child process.
 
     ``port=0`` picks a free port once and keeps it across ``restart()``, so clients and proxies
-    can reconnect to the same address after a kill. The SQLite database lives in ``db_path``
+    can reconnect to the same address after a kill. The server also serves Wyoming over TCP, on
+    ``wyoming_port`` (likewise picked once; ``wyoming_url`` is ``tcp://host:port``). The SQLite database lives in ``db_path``
     (a temporary file by default) and also survives restarts: that is what resume is tested on.
     """
 
@@ -78,9 +79,13 @@ class ReferenceServer:
         python: str = sys.executable,
         start_timeout_s: float = 60.0,
         echo: bool = False,
+        wyoming_port: int = 0,
     ):
         self.host = host
         self.port = port or free_port(host)
+        self.wyoming_port = wyoming_port
+        while self.wyoming_port in (0, self.port):  # two free ports, not the same one twice
+            self.wyoming_port = free_port(host)
         self.engine = engine
         self.defects = list(defects)
         self.test_hooks = test_hooks
@@ -109,12 +114,19 @@ class ReferenceServer:
         return "ws" + self.url[len("http") :]
 
     @property
+    def wyoming_url(self) -> str:
+        """Where the server serves Wyoming over TCP."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"tcp://{host}:{self.wyoming_port}"
+
+    @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
     def command(self) -> list[str]:
         cmd = [self.python, "-m", "reference_server", "--host", self.host, "--port", str(self.port),
-               "--engine", self.engine, "--db", str(self.db_path), f"--api-key={self.api_key}"]
+               "--engine", self.engine, "--db", str(self.db_path), f"--api-key={self.api_key}",
+               "--wyoming-port", str(self.wyoming_port)]
         for defect in self.defects:
             cmd += ["--defect", defect]
         if self.test_hooks:

@@ -38,9 +38,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="/v1/listen closes 1011 NET-0001 after this long without audio or a message")
     p.add_argument("--engine-workers", type=int, default=os.cpu_count() or 1, metavar="N",
                    help="processes that decode pocketsphinx streams (default: one per CPU; 0 = in this process)")
+    p.add_argument("--wyoming-port", type=int, default=_env_port("REFERENCE_WYOMING_PORT"), metavar="P",
+                   help="also serve Wyoming over TCP on this port (0 picks a free one; default: "
+                        "$REFERENCE_WYOMING_PORT, else not served). Wyoming has no credentials: bind to loopback")
     p.add_argument("--api-key", help="API key (default: $REFERENCE_API_KEY, else a random one)")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
     return p
+
+
+def _env_port(name: str) -> int | None:
+    value = os.environ.get(name)
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        sys.exit(f"python -m reference_server: ${name} must be a port number, got {value!r}")
 
 
 def join_values(argv: Sequence[str]) -> list[str]:
@@ -72,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             heartbeat_s=args.heartbeat_s, idle_timeout_s=args.idle_timeout_s, max_segment_s=args.max_segment_s,
             max_sessions=args.max_sessions, max_frame_bytes=args.max_frame_bytes, log_level=args.log_level,
             deepgram_timeout_s=args.deepgram_timeout_s, engine_workers=args.engine_workers,
+            wyoming_port=args.wyoming_port,
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -1,4 +1,5 @@
-"""The ASGI app: FastAPI routes (HTTP API, pages) and the v1 stream, around one ServerState."""
+"""The ASGI app: FastAPI routes (HTTP API, pages), the v1 stream and the vendor endpoints, around
+one ServerState; ``create_asgi`` puts the Socket.IO endpoint (``/socket.io``) in front of them."""
 
 from __future__ import annotations
 
@@ -63,6 +64,17 @@ def create_app(config: ServerConfig, state: ServerState | None = None) -> FastAP
         app.add_api_websocket_route(path, _vendor_endpoint(state, adapter))
 
     return app
+
+
+def create_asgi(config: ServerConfig, state: ServerState | None = None):  # noqa: ANN201 - an ASGI app
+    """The whole server: python-socketio's ASGI app serves ``/socket.io`` and hands every other
+    request (and the lifespan) to the FastAPI app."""
+    import socketio
+
+    from .wire.socketio import SOCKETIO_PATH, build_server
+
+    state = state or ServerState.build(config)
+    return socketio.ASGIApp(build_server(state), other_asgi_app=create_app(config, state), socketio_path=SOCKETIO_PATH)
 
 
 def _vendor_endpoint(state: ServerState, adapter: type[Adapter]):  # noqa: ANN202 - a route function

@@ -28,6 +28,7 @@ class ServerConfig:
     ack_min_interval_s: float = 0.02  # acks are sent per frame but no more often than this
     log_level: str = "warning"
     engine_workers: int = 0  # processes decoding pocketsphinx streams (0: in the server process)
+    wyoming_port: int | None = None  # Wyoming over TCP on this port (0: a free one); None: not served
 
     def __post_init__(self) -> None:
         problems = []
@@ -44,6 +45,8 @@ class ServerConfig:
             problems.append(f"engine_workers must be >= 0, got {self.engine_workers!r}")
         if not 0 <= self.port <= 65535:
             problems.append(f"port must be 0..65535, got {self.port!r}")
+        if self.wyoming_port is not None and not 0 <= self.wyoming_port <= 65535:
+            problems.append(f"wyoming_port must be 0..65535, got {self.wyoming_port!r}")
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -17,7 +17,7 @@ import sys
 
 import uvicorn
 
-from .app import create_app
+from .app import create_asgi
 from .config import ServerConfig
 from .server_parts import ServerState
 
@@ -35,11 +35,14 @@ class ReferenceUvicorn(uvicorn.Server):
         host, port = self.servers[0].sockets[0].getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         self.listening_url = f"http://{shown}:{port}"
-        print(f"reference-server listening on {self.listening_url} api_key={self.state.config.api_key}", flush=True)
+        extra = "".join(f" {name}={url}" for name, url in self.state.listener_urls().items())
+        print(f"reference-server listening on {self.listening_url} api_key={self.state.config.api_key}{extra}",
+              flush=True)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
             server.close()  # no new connections while the streams are told to go
+        self.state.close_listeners()
         try:
             await asyncio.wait_for(self.state.manager.close_streams(1001, "server shutting down"), timeout=3.0)
         except asyncio.TimeoutError:
@@ -60,7 +63,7 @@ def uvicorn_config(config: ServerConfig, app: object) -> uvicorn.Config:
 
 def run(config: ServerConfig) -> int:
     state = ServerState.build(config)
-    server = ReferenceUvicorn(uvicorn_config(config, create_app(config, state)), state)
+    server = ReferenceUvicorn(uvicorn_config(config, create_asgi(config, state)), state)
     # uvicorn re-raises the signal it caught once it has shut down; a no-op handler makes that
     # a clean exit 0 instead of death by SIGTERM.
     signal.signal(signal.SIGTERM, lambda *_: None)

@@ -32,6 +32,7 @@ class ServerState:
     manager: SessionManager
     connections: ConnectionLog = field(default_factory=ConnectionLog)  # vendor connections, /debug/connections
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    listeners: dict[str, asyncio.Server] = field(default_factory=dict)  # name -> TCP listener (wyoming_tcp)
 
     @classmethod
     def build(cls, config: ServerConfig) -> ServerState:
@@ -48,8 +49,28 @@ class ServerState:
         loop = asyncio.get_running_loop()
         self.tasks.append(loop.create_task(self._stall_sweep()))
         self.tasks.append(loop.create_task(self._loop_lag_probe()))
+        if self.config.wyoming_port is not None:
+            from .wire.tcp import start_listener
+            from .wire.wyoming import WyomingTcpAdapter
+
+            self.listeners["wyoming_tcp"] = await start_listener(
+                self, WyomingTcpAdapter, self.config.host, self.config.wyoming_port, "tcp:wyoming")
+
+    def listener_urls(self) -> dict[str, str]:
+        """name -> tcp://host:port of each TCP listener (for the startup line and /health)."""
+        out = {}
+        for name, server in self.listeners.items():
+            host, port = server.sockets[0].getsockname()[:2]
+            out[name] = f"tcp://{f'[{host}]' if ':' in host else host}:{port}"
+        return out
+
+    def close_listeners(self) -> None:
+        """No new TCP connections (those open are closed with the streams)."""
+        for server in self.listeners.values():
+            server.close()
 
     async def stop(self) -> None:
+        self.close_listeners()
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -91,6 +112,7 @@ class ServerState:
             "active_buffers": int(self.manager.active_buffers()),
             "stalled_transactions": int(stalled),
             "rss_bytes": int(psutil.Process(os.getpid()).memory_info().rss),
+            "listeners": self.listener_urls(),
         }
 
     def stats_body(self) -> dict[str, Any]:

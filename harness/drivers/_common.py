@@ -79,6 +79,9 @@ def handshake_failure(exc: BaseException) -> tuple[str, int | None]:
         return f"server rejected the handshake: HTTP {response.status_code}{detail}", response.status_code
     if isinstance(exc, TimeoutError):
         return "timed out during the opening handshake", None
+    status = getattr(exc, "status", None)  # a transport's own refusal (Socket.IO connect_error) that gave one
+    if isinstance(status, int) and not isinstance(status, bool):
+        return f"server rejected the handshake with status {status}: {exc}", status
     return f"{type(exc).__name__}: {exc}", None
 
 

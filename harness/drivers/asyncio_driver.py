@@ -1,5 +1,6 @@
 """The asyncio driver: runs a :class:`~harness.drivers.session.SessionCore` over httpx and the
-``websockets`` asyncio client. Used by pytest scenarios and the CLI.
+connection the codec's ``ConnectRequest.transport`` names (the ``websockets`` asyncio client, a
+TCP stream or a python-socketio client: ``transports``). Used by pytest scenarios and the CLI.
 
 Two tasks per connection: the main loop executes the core's actions (HTTP, connect, paced sends,
 waits, close) and a receiver task feeds every incoming frame to the core and wakes the main loop,
@@ -19,11 +20,10 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
+from harness.drivers import transports
 from harness.drivers._common import (
-    WS_OPTIONS,
     HttpResponse,
     StreamConnectError,
     close_info,
@@ -66,7 +66,7 @@ class AsyncSessionClient:
         self.core = SessionCore(codec, target, plan, history)
         self.target = target
         self._http = http
-        self._ws: ClientConnection | None = None
+        self._ws: Any | None = None
         self._receiver: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
@@ -119,11 +119,10 @@ class AsyncSessionClient:
         self.core.on_http_response(call, resp.status_code, body, dict(resp.headers), (self.core.now - start) * 1000)
 
     async def _connect(self, action: Connect) -> None:
+        transports.prepare(action.request)
         start = time.monotonic()
         try:
-            ws = await connect(action.request.url, additional_headers=action.request.headers,
-                               subprotocols=list(action.request.subprotocols) or None,
-                               open_timeout=max(0.001, action.timeout_s), **WS_OPTIONS)
+            ws = await transports.connect(action.request, open_timeout=max(0.001, action.timeout_s))
         except (OSError, TimeoutError, WebSocketException) as exc:
             self.core.now = time.monotonic()
             error, status = handshake_failure(exc)
@@ -134,7 +133,7 @@ class AsyncSessionClient:
         self.core.on_connected((self.core.now - start) * 1000, action.attempt)
         self._receiver = asyncio.create_task(self._receive(ws))
 
-    async def _receive(self, ws: ClientConnection) -> None:
+    async def _receive(self, ws: Any) -> None:
         """Feed frames to the core until the connection closes, then report the close once."""
         closed_exc: ConnectionClosed | None = None
         try:
@@ -268,7 +267,7 @@ class AsyncStream:
     Closed)`` loops end.
     """
 
-    def __init__(self, ws: ClientConnection, codec: Codec, history: History | None, latency_ms: float) -> None:
+    def __init__(self, ws: Any, codec: Codec, history: History | None, latency_ms: float) -> None:
         self.ws, self.codec, self.history = ws, codec, history
         self.connect_latency_ms = latency_ms
         self._pending: deque[Event] = deque()
@@ -398,10 +397,10 @@ async def open_stream(
     request = codec.connect_request(target, session, resume_offset=resume_offset, last_segment_id=last_segment_id)
     if history is not None:
         history.add("connect", attempt=attempt, url=request.url, last_segment_id=last_segment_id)
+    transports.prepare(request)
     start = time.monotonic()
     try:
-        ws = await connect(request.url, additional_headers=request.headers if headers is None else headers,
-                           subprotocols=list(request.subprotocols) or None, open_timeout=open_timeout, **WS_OPTIONS)
+        ws = await transports.connect(request, headers, open_timeout=open_timeout)
     except (OSError, TimeoutError, WebSocketException) as exc:
         error, status = handshake_failure(exc)
         if history is not None:

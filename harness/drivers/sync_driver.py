@@ -46,9 +46,25 @@ from harness.drivers.session import (
     require_loopback_target,
 )
 from harness.history import History
-from harness.protocols.base import Codec, HttpRequest, SessionInfo, SessionParams, StreamTarget, opening_frames
+from harness.errors import UsageError
+from harness.protocols.base import (
+    Codec,
+    ConnectRequest,
+    HttpRequest,
+    SessionInfo,
+    SessionParams,
+    StreamTarget,
+    opening_frames,
+)
 from harness.protocols.events import Closed, Event
 
+
+
+def require_websocket(request: ConnectRequest) -> None:
+    """The blocking driver speaks WebSocket only; a TCP or Socket.IO stream is the asyncio driver's."""
+    if request.transport != "websocket":
+        raise UsageError(f"the blocking (Locust) driver streams over WebSocket only; {request.url} is a "
+                         f"{request.transport} stream: run it with the asyncio driver (harness run)")
 
 class SyncSessionClient:
     """Run one session end to end, blocking: ``outcome = SyncSessionClient(codec, target, plan).run()``."""
@@ -116,6 +132,7 @@ class SyncSessionClient:
         self.core.on_http_response(call, resp.status_code, body, dict(resp.headers), (self.core.now - start) * 1000)
 
     def _connect(self, action: Connect) -> None:
+        require_websocket(action.request)
         start = time.monotonic()
         try:
             ws = connect(action.request.url, additional_headers=action.request.headers,
@@ -379,6 +396,7 @@ def open_stream(
     """Blocking twin of :func:`harness.drivers.asyncio_driver.open_stream`."""
     require_loopback_target(target, allow_remote)
     request = codec.connect_request(target, session, resume_offset=resume_offset, last_segment_id=last_segment_id)
+    require_websocket(request)
     if history is not None:
         history.add("connect", attempt=attempt, url=request.url, last_segment_id=last_segment_id)
     start = time.monotonic()

@@ -848,6 +848,25 @@ class WsFaultProxy:
     def current_link(self) -> Link | None:
         return self.links[-1] if self.links else None
 
+    def use_schedule(self, schedule: Any) -> None:
+        """Run ``schedule`` (a :class:`~harness.faults.schedule.Schedule`; None: none) on the
+        connections that arrive from now on; open ones keep the steps they got. Checked first."""
+        if schedule is not None:
+            _check_schedule(schedule)
+        self.schedule = schedule
+
+    # --- hooks: a subclass that keeps its own record per connection ---------------------
+    def upstream_path(self, path: str) -> str:
+        """The path and query the handshake carries from here on (to the record and the upstream);
+        ``path`` is the client's. A subclass may add to it (a stand-in's own query parameters)."""
+        return path
+
+    def link_opened(self, link: Link) -> None:
+        """A connection was accepted and its link made, before anything is relayed on it."""
+
+    def link_closed(self, link: Link) -> None:
+        """A link is over: both sides closed or aborted, its rules stopped, its record closed."""
+
     # --- handshake and relay -------------------------------------------------------------
     async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         parts = urlsplit(request.path)
@@ -858,6 +877,8 @@ class WsFaultProxy:
                 tag = dict(parse_qsl(parts.query)).get("tag")
                 body, kind = json.dumps(self.fault_record.to_dict(tag), separators=(",", ":")).encode(), "application/json"
             return Response(200, "OK", Headers({"Content-Type": kind, "Content-Length": str(len(body))}), body)
+        request.path = self.upstream_path(request.path)
+        parts = urlsplit(request.path)
         query = parse_qsl(parts.query)
         tags = [v for k, v in query if k == "tag"]
         if self.tag_header and request.headers.get(self.tag_header):
@@ -920,8 +941,12 @@ class WsFaultProxy:
         for step, _rule in steps:
             if hasattr(step.at, "ms") and step.at.key == "elapsed_ms":
                 loop.call_later(step.at.ms / 1000, link.check_schedule)
+        self.link_opened(link)
         link.check_schedule()  # the steps due at connect
-        await link.run()
+        try:
+            await link.run()
+        finally:
+            self.link_closed(link)
 
     async def start(self) -> WsFaultProxy:
         self._server = await serve(

@@ -51,7 +51,8 @@ class StreamTarget:
     """Where a backend lives.
 
     ``stream_base_url`` overrides the WebSocket base (``ws://host:port``) so the stream can go
-    through a fault proxy while HTTP calls go direct. http(s) schemes are mapped to ws(s).
+    through a fault proxy while HTTP calls go direct. http(s) schemes are mapped to ws(s). A
+    ``tcp://host:port`` stream base is for protocols that stream over plain TCP (Wyoming).
     """
 
     http_url: str
@@ -59,13 +60,14 @@ class StreamTarget:
     stream_base_url: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("http_url", "stream_base_url"):
+        for name, schemes in (("http_url", ("http", "https", "ws", "wss")), ("stream_base_url", ("http", "https", "ws", "wss", "tcp"))):
             value = getattr(self, name)
             if value is None:
                 continue
             parts = urlsplit(value)
-            if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
-                raise ValueError(f"StreamTarget.{name} must be an http(s) or ws(s) URL with a host, got {value!r}")
+            if parts.scheme not in schemes or not parts.hostname:
+                raise ValueError(f"StreamTarget.{name} must be a URL with a host and one of the schemes "
+                                 f"{', '.join(schemes)}; got {value!r}")
 
     @property
     def http_base(self) -> str:
@@ -120,13 +122,30 @@ class HttpRequest:
     json: Any = None
 
 
+TRANSPORTS = ("websocket", "tcp", "socketio")
+
+
 @dataclass(frozen=True)
 class ConnectRequest:
-    """A WebSocket handshake: absolute URL, extra headers, offered subprotocols."""
+    """How to open the stream: absolute URL, extra headers, offered subprotocols, and the transport
+    that carries the codec's frames (``harness.drivers.transports``):
+
+    - ``websocket`` (``ws(s)://``): one frame is one WebSocket message.
+    - ``tcp`` (``tcp://host:port``): frames are bytes written back to back; what is read is given
+      to ``decode`` as it comes (the codec reassembles its own frames).
+    - ``socketio`` (``http(s)://``, the Engine.IO path in ``socketio_path``): one frame is one
+      Socket.IO event, packed by ``harness.protocols.socketio.pack_event``.
+    """
 
     url: str
     headers: dict[str, str] = field(default_factory=dict)
     subprotocols: tuple[str, ...] = ()
+    transport: str = "websocket"
+    socketio_path: str = "socket.io"
+
+    def __post_init__(self) -> None:
+        if self.transport not in TRANSPORTS:
+            raise ValueError(f"ConnectRequest.transport must be one of {', '.join(TRANSPORTS)}; got {self.transport!r}")
 
 
 @runtime_checkable

@@ -40,6 +40,9 @@ BUILTIN: dict[str, str] = {
     "assemblyai": "harness.protocols.assemblyai:AssemblyAICodec",
     "openai-realtime": "harness.protocols.openai_realtime:OpenAIRealtimeCodec",
     "speechmatics": "harness.protocols.speechmatics:SpeechmaticsCodec",
+    "socketio": "harness.protocols.socketio:SocketIOCodec",
+    "wyoming": "harness.protocols.wyoming:WyomingCodec",
+    "wyoming-ws": "harness.protocols.wyoming:WyomingWsCodec",
 }
 METHODS = ("create_session_request", "parse_session_created", "local_session", "connect_request", "encode_audio",
            "encode_control", "decode", "closed", "close_events", "finalize_request", "get_session_request")

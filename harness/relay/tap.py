@@ -4,34 +4,36 @@ The relay suite puts the fault proxy between the system under test and the vendo
 connection the service makes to the vendor passes through it, so the proxy can record what a
 relay check needs (open and close times, close code, who closed, every audio frame's arrival time
 and size, control messages, results) as a :class:`~harness.vendorleg.VendorLeg`, in the same
-shape the reference server's ``GET /debug/connections`` serves. When the server's own record is
-there, the suite merges this one into it (``VendorLeg.merge``): the proxy adds what the server
-cannot see (refused handshakes, faults it fired, cuts).
+shape the reference server's ``GET /debug/connections`` serves. The proxy adds what the server
+cannot see: handshakes it refused, the faults it fired on each connection (its schedule, see
+:meth:`WsFaultProxy.use_schedule`), cuts.
+
+It uses the fault proxy's public hooks only: :meth:`~WsFaultProxy.upstream_path`,
+:meth:`~WsFaultProxy.link_opened`, :meth:`~WsFaultProxy.route` and :meth:`~WsFaultProxy.link_closed`; refused handshakes come from the
+proxy's own per-connection record (``fault_record``).
 
 Times are ``time.monotonic_ns()`` at the proxy, the moment a message arrives from the service
-(before any fault rule acts on it).
+(before any fault rule acts on it). A connection ends when either side's socket is closed, as the
+service sees it (it may reconnect at once), not when the proxy has finished relaying the close.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import time
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from websockets.asyncio.server import ServerConnection
-from websockets.http11 import Request, Response
+from collections.abc import Mapping, Sequence
 
-from harness.faults.wsproxy import UPSTREAM, Message, Pipe, WsFaultProxy
+from harness.faults import vendors
+from harness.faults.schedule import Schedule
+from harness.faults.wsproxy import UPSTREAM, Link, Message, Pipe, WsFaultProxy
 from harness.vendorleg import AudioLog, VendorConnection, VendorLeg
 
 PROTOCOL_BY_PATH = (("/v1/listen", "deepgram"), ("/v1/realtime", "openai-realtime"), ("/v3/ws", "assemblyai"),
                     ("/v2", "speechmatics"))
-RESULT_KINDS = {"Results", "Turn", "AddTranscript", "AddPartialTranscript",
-                "conversation.item.input_audio_transcription.completed",
-                "conversation.item.input_audio_transcription.delta"}
 MAX_FRAMES = 200_000  # exact frame times kept per connection; totals and the largest gap cover all
 
 
@@ -62,83 +64,87 @@ class RecordingProxy(WsFaultProxy):
         # Query parameters added to every handshake on its way to the vendor: the stand-in's own
         # extensions (the scripted engine's ``script``) that a client library has no way to send.
         self.extra_query = dict(extra_query or {})
-        self._ids = itertools.count(1)
-        self.record: list[VendorConnection] = []
-        self._by_client: dict[int, VendorConnection] = {}
-        # handshakes still to refuse: (status, Retry-After seconds or None), first one next. A
-        # vendor's 429/503 at connect; until the fault proxy has its own handshake rules, here.
-        self.refusals: list[tuple[int, float | None]] = []
-
-    def refuse_next(self, count: int, status: int = 429, retry_after_s: float | None = 1.0) -> None:
-        if count < 1 or not 400 <= status < 600:
-            raise ValueError(f"refuse_next needs count >= 1 and an HTTP error status, got {count}, {status}")
-        self.refusals.extend([(status, retry_after_s)] * count)
+        self._accepted: dict[int, VendorConnection] = {}  # by the proxy's connection index
+        self._watchers: dict[int, list[asyncio.Future[Any]]] = {}
 
     def vendor_leg(self) -> VendorLeg:
-        """A snapshot (copies), safe to hand to a check while the proxy runs on."""
-        return VendorLeg.from_dict(VendorLeg(list(self.record)).to_dict())
+        """A snapshot (copies), safe to hand to a check while the proxy runs on: the accepted
+        connections as recorded here, the refused ones from the proxy's own record."""
+        conns = []
+        for rec in self.fault_record.connections:
+            conn = self._accepted.get(rec.index)
+            if conn is not None:
+                conn.faults = list(rec.faults)
+            elif rec.handshake_status not in (None, 101):  # refused (by a fault, or the vendor, or unreachable)
+                conn = rec.vendor_connection(f"p-{rec.index}")
+                conn.protocol = protocol_of(rec.path)
+            else:
+                continue  # its handshake is still under way
+            conns.append(conn)
+        return VendorLeg.from_dict(VendorLeg(conns).to_dict())
 
-    def _new(self, path: str, status: int) -> VendorConnection:
-        conn = VendorConnection(conn_id=f"p-{next(self._ids)}", protocol=protocol_of(path), path=urlsplit(path).path,
-                                tag=tag_of(path), handshake_status=status, opened_ns=time.monotonic_ns())
-        self.record.append(conn)
-        return conn
+    def use_session_faults(self, steps: Sequence[Mapping[str, Any]]) -> None:
+        """Run ``steps`` (fault-schedule steps as data) on the vendor connections of the session
+        about to start (:func:`session_schedule`); no steps: no faults from now on."""
+        self.use_schedule(session_schedule(steps, self.fault_record.total) if steps else None)
 
-    async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        if self.extra_query:
-            request.path = with_query(request.path, self.extra_query)
-        if self.refusals:
-            status, retry_after = self.refusals.pop(0)
-            response = connection.respond(status, json.dumps({"err_code": "TOO_MANY_REQUESTS" if status == 429
-                                                              else "SERVICE_UNAVAILABLE",
-                                                              "err_msg": "refused by the fault proxy"}) + "\n")
-            if retry_after is not None:
-                response.headers["Retry-After"] = f"{retry_after:g}"
-            conn = self._new(request.path, status)
-            conn.closed_ns = time.monotonic_ns()
-            return response
-        response = await super()._process_request(connection, request)
-        if response is not None:  # refused (by the vendor, or unreachable): a record of its own
-            conn = self._new(request.path, response.status_code)
-            conn.closed_ns = time.monotonic_ns()
-        return response
+    # --- the fault proxy's hooks ---------------------------------------------------------
+    def upstream_path(self, path: str) -> str:
+        return with_query(path, self.extra_query) if self.extra_query else path
 
-    async def _handler(self, connection: ServerConnection) -> None:
-        conn = self._new(connection.request.path if connection.request else "", 101)
-        self._by_client[id(connection)] = conn
-        # The connection ends when either side's socket is closed, as the service sees it (it may
-        # reconnect at once), not when the proxy has finished relaying the close to the other side.
-        pending = self._pending.get(id(connection))  # (upstream, the proxy's own record, steps)
-        upstream = pending[0] if isinstance(pending, tuple) else pending
-        watchers = [asyncio.ensure_future(c.wait_closed()) for c in (connection, upstream) if c is not None]
-        first_close = asyncio.ensure_future(asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED))
-        first_close.add_done_callback(lambda _: _closed_now(conn))
-        try:
-            await super()._handler(connection)
-        finally:
-            for w in watchers:
-                w.cancel()
-            _closed_now(conn)
-            link = next((lk for lk in self.links if lk.client is connection), None)
-            if link is not None:
-                up = link.upstream
-                conn.close_code, conn.close_reason = up.close_code, up.close_reason or ""
-                if link.forced is not None:
-                    conn.closed_by = "proxy"
-                    conn.close_code, conn.close_reason = link.forced
-                elif up.protocol.close_rcvd_then_sent is True:
-                    conn.closed_by = "server"
-                elif up.protocol.close_rcvd_then_sent is False:
-                    conn.closed_by = "client"
-                if conn.close_code is None and link.client.close_code is None:
-                    conn.close_code = 1006  # no close frame either way: a cut
-            self._by_client.pop(id(connection), None)
+    def link_opened(self, link: Link) -> None:
+        path = link.client.request.path if link.client.request else ""
+        conn = VendorConnection(conn_id=f"p-{link.record.index}", protocol=protocol_of(path),
+                                path=urlsplit(path).path, tag=tag_of(path), opened_ns=time.monotonic_ns())
+        self._accepted[link.record.index] = conn
+        watchers = [asyncio.ensure_future(c.wait_closed()) for c in (link.client, link.upstream)]
+        for w in watchers:
+            w.add_done_callback(lambda _: _closed_now(conn))
+        self._watchers[link.record.index] = watchers
 
     def route(self, msg: Message, pipe: Pipe) -> None:
-        conn = self._by_client.get(id(pipe.link.client))
+        conn = self._accepted.get(pipe.link.record.index)
         if conn is not None:
             _note(conn, msg)
         super().route(msg, pipe)
+
+    def link_closed(self, link: Link) -> None:
+        conn = self._accepted.get(link.record.index)
+        for w in self._watchers.pop(link.record.index, []):
+            w.cancel()
+        if conn is None:
+            return
+        _closed_now(conn)
+        up = link.upstream
+        conn.close_code, conn.close_reason = up.close_code, up.close_reason or ""
+        if link.forced is not None:
+            conn.closed_by = "proxy"
+            conn.close_code, conn.close_reason = link.forced
+        elif up.protocol.close_rcvd_then_sent is True:
+            conn.closed_by = "server"
+        elif up.protocol.close_rcvd_then_sent is False:
+            conn.closed_by = "client"
+        if conn.close_code is None and link.client.close_code is None:
+            conn.close_code = 1006  # no close frame either way: a cut
+
+
+def session_schedule(steps: Sequence[Mapping[str, Any]], before: int) -> Schedule:
+    """Fault-schedule steps for one session: their targets count the session's own vendor
+    connections (``{nth = 1}``: its first; ``{first = 3}``: its first three), while the proxy,
+    shared by the whole run, numbers every connection since it started (``before`` of them)."""
+    shifted = []
+    for step in steps:
+        target = step.get("target", "all")
+        if isinstance(target, Mapping):
+            if len(target) != 1 or next(iter(target)) not in ("nth", "first"):
+                raise ValueError(f"a session's fault targets its connections by {{nth = N}} or {{first = N}}, "
+                                 f"got {dict(target)!r}")
+            (key, n), = target.items()
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ValueError(f"target {key} must be a whole number >= 1, got {n!r}")
+            target = {key: before + n}
+        shifted.append({**step, "target": target})
+    return Schedule.from_data({"fault": shifted}, source="session faults")
 
 
 def _closed_now(conn: VendorConnection) -> None:
@@ -164,13 +170,8 @@ def _note(conn: VendorConnection, msg: Message) -> None:
         elif msg.kind != "text":
             conn.controls.append((now, msg.kind))
         return
-    if msg.kind in RESULT_KINDS and msg.obj is not None:
-        conn.results.append((now, _is_final(msg.obj), _text(msg.obj)))
-
-
-def _is_final(obj: dict[str, Any]) -> bool:
-    return bool(obj.get("is_final") or obj.get("end_of_turn") or obj.get("type", "").endswith(("completed",))
-                or obj.get("type") == "AddTranscript")
+    if vendors.is_result(msg.obj):
+        conn.results.append((now, vendors.is_final(msg.obj), _text(msg.obj)))
 
 
 def _text(obj: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ from .assemblyai import AssemblyAIAdapter
 from .deepgram import DeepgramAdapter
 from .openai_realtime import OpenAIRealtimeAdapter
 from .speechmatics import SpeechmaticsAdapter
+from .wyoming import WyomingAdapter
 
 # route path -> adapter class
 VENDOR_ROUTES = {
@@ -18,6 +19,7 @@ VENDOR_ROUTES = {
     "/v1/realtime": OpenAIRealtimeAdapter,
     "/v3/ws": AssemblyAIAdapter,
     "/v2": SpeechmaticsAdapter,
+    "/v1/wyoming": WyomingAdapter,  # Wyoming over a WebSocket; over TCP: --wyoming-port (wire/tcp.py)
 }
 
-__all__ = ["VENDOR_ROUTES", "AssemblyAIAdapter", "DeepgramAdapter", "OpenAIRealtimeAdapter", "SpeechmaticsAdapter"]
+__all__ = ["VENDOR_ROUTES", "AssemblyAIAdapter", "DeepgramAdapter", "OpenAIRealtimeAdapter", "SpeechmaticsAdapter", "WyomingAdapter"]

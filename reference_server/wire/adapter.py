@@ -38,6 +38,14 @@ class Send:
 
 
 @dataclass(frozen=True)
+class SendRaw:
+    """A frame sent exactly as given (bytes: a binary message, or the bytes of a TCP stream; str:
+    a text message), for protocols whose frames are not one JSON object (Wyoming)."""
+
+    frame: bytes | str
+
+
+@dataclass(frozen=True)
 class Open:
     """Create the session now (``Adapter.session_body``), attach, then ``Adapter.on_session``."""
 
@@ -82,7 +90,7 @@ class Received:
     n_bytes: int
 
 
-Action = Deny | Send | Open | Audio | Flush | Finish | Close | Control | Received
+Action = Deny | Send | SendRaw | Open | Audio | Flush | Finish | Close | Control | Received
 
 
 class Adapter:
@@ -94,6 +102,9 @@ class Adapter:
     tick_s: float | None = None  # on_tick() this often while the engine is idle
     open_at_connect = False  # create the session as soon as the connection is accepted
     create_before_accept = False  # create it during the handshake (a refusal can still be a Deny)
+    # Binary frames are audio, counted by the connection as they arrive. False where a binary
+    # frame carries framing as well (Wyoming): the adapter then reports its audio with Received.
+    binary_is_audio = True
 
     def __init__(self, query: QueryParams, headers: Headers, config: ServerConfig) -> None:
         self.query = query

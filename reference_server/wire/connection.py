@@ -26,7 +26,7 @@ from ..engines import BYTES_PER_MS
 from ..session_runtime import SessionRuntime
 from ..sessions import SessionError
 from ..session_states import FINALIZED
-from .adapter import Action, Adapter, Audio, Close, Control, Deny, Finish, Flush, Open, Received, Send
+from .adapter import Action, Adapter, Audio, Close, Control, Deny, Finish, Flush, Open, Received, Send, SendRaw
 from .records import ConnectionRecord
 
 if TYPE_CHECKING:
@@ -77,6 +77,8 @@ class VendorConnection:
     async def _do(self, action: Action) -> None:
         if isinstance(action, Send):
             await self._send_text(json.dumps(action.message, separators=(",", ":")))
+        elif isinstance(action, SendRaw):
+            await self._send_text(action.frame)
         elif isinstance(action, Control):
             self.record.control(action.kind, **action.detail)
         elif isinstance(action, Received):
@@ -95,12 +97,15 @@ class VendorConnection:
         elif isinstance(action, Deny):  # an adapter bug: a denial after accept
             log.error("%s: Deny after the handshake ignored", self.adapter.protocol)
 
-    async def _send_text(self, text: str) -> None:
+    async def _send_text(self, frame: str | bytes) -> None:
         async with self._send_lock:
             if self.closed:
                 return
             try:
-                await self.ws.send_text(text)
+                if isinstance(frame, bytes):
+                    await self.ws.send_bytes(frame)
+                else:
+                    await self.ws.send_text(frame)
             except Exception:  # noqa: BLE001 - the peer is gone; the receive loop sees it
                 self.closed = True
 
@@ -197,7 +202,7 @@ class VendorConnection:
                 self.handling = True
                 try:
                     if message.get("bytes") is not None:
-                        if message["bytes"]:
+                        if message["bytes"] and self.adapter.binary_is_audio:
                             self.record.audio(len(message["bytes"]))
                             self.state.stats.protocol_audio(self.adapter.protocol, len(message["bytes"]))
                         await self.run(self.adapter.on_bytes(message["bytes"]))
@@ -243,13 +248,17 @@ class VendorConnection:
             await self.run(self.adapter.on_tick(rt.received_offset // BYTES_PER_MS))
 
 
-async def serve_vendor(ws: WebSocket, state: ServerState, make: Callable[..., Adapter]) -> None:
-    """One vendor endpoint: authorize and check the query at the handshake, accept, run."""
+async def serve_vendor(ws: WebSocket, state: ServerState, make: Callable[..., Adapter], *,
+                       authenticate: bool = True) -> None:
+    """One vendor endpoint: authorize and check the query at the handshake, accept, run.
+
+    ``authenticate=False`` is for a listener whose protocol carries no credential at all (Wyoming
+    over TCP): the operator opened it with a flag, on an address of their choosing."""
     adapter = make(ws.query_params, ws.headers, state.config)
     record = state.connections.open(adapter.protocol, adapter.tag, ws.url.path)
     state.stats.protocol_connection(adapter.protocol)
     conn = VendorConnection(ws, state, adapter, record)
-    if not state.manager.authorized(None, adapter.credential()):
+    if authenticate and not state.manager.authorized(None, adapter.credential()):
         actions = adapter.unauthorized()
         record.control("unauthorized")
     else:

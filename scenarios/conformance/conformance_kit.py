@@ -28,7 +28,9 @@ PIPELINE_TIMEOUT_S = 10.0  # the pipeline takes milliseconds here; a stuck one s
 
 
 def stream_target(target: Any) -> StreamTarget:
-    return StreamTarget(http_url=target.http_url, api_key=target.api_key)
+    """HTTP at the target's URL; the stream there too, or at ``target.stream_url`` (Wyoming's TCP)."""
+    return StreamTarget(http_url=target.http_url, api_key=target.api_key,
+                        stream_base_url=getattr(target, "stream_url", None))
 
 
 def scripted_params(script: str = SCRIPT, **metadata: Any) -> SessionParams:

@@ -16,7 +16,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 import httpx
 
 from harness.checks.relay import session_connections
-from harness.faults.wsproxy import Rule
 from harness.history import History
 from harness.protocols.base import SessionParams, StreamTarget
 from harness.protocols.registry import get_codec
@@ -60,9 +59,6 @@ class LoopThread:
         except TimeoutError:
             future.cancel()
             raise TimeoutError(f"relay scenario step did not finish within {timeout_s:g} s") from None
-
-    def call(self, fn: Any, *args: Any) -> None:
-        self.loop.call_soon_threadsafe(fn, *args)
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -156,13 +152,14 @@ class RelayEnv:
     def target(self) -> StreamTarget:
         return StreamTarget(self.url, self.api_key)
 
-    def stream(self, steps: list[Step], history: History, *, pace: float = 1.0, rules: list[Rule] = (),
+    def stream(self, steps: list[Step], history: History, *, pace: float = 1.0, faults: Sequence[Mapping[str, Any]] = (),
                health_every_s: float | None = 0.25, timeout_s: float = 120.0,
                headers: dict[str, str] | None = None) -> Session:
-        """Stream one session through the service (with ``rules`` active in the vendor proxy),
-        sampling its health meanwhile; returns it with its vendor connections. ``headers``
-        replace the codec's handshake headers (another credential, or none)."""
-        return self.loop.run(self._stream(steps, history, pace, list(rules), health_every_s, headers=headers),
+        """Stream one session through the service, the vendor proxy running ``faults`` (steps of a
+        fault schedule, :func:`harness.relay.tap.session_schedule`), sampling its health meanwhile; returns it with
+        its vendor connections. ``headers`` replace the codec's handshake headers (another
+        credential, or none)."""
+        return self.loop.run(self._stream(steps, history, pace, list(faults), health_every_s, headers=headers),
                              timeout_s)
 
     def stream_many(self, sessions: list[tuple[list[Step], History]], *, pace: float = 1.0,
@@ -197,7 +194,7 @@ class RelayEnv:
                            "\"access_token\" (relay.toml token_request)")
         return token
 
-    async def _stream(self, steps: list[Step], history: History, pace: float, rules: list[Rule],
+    async def _stream(self, steps: list[Step], history: History, pace: float, faults: list[Mapping[str, Any]],
                       health_every_s: float | None, script: str = SCRIPT,
                       headers: dict[str, str] | None = None) -> Session:
         assert self.proxy is not None
@@ -205,8 +202,8 @@ class RelayEnv:
         history.meta.update(protocol=self.protocol, engine="scripted", script=script, pace=pace,
                             target="system under test")
         self.proxy.histories.append(history)
-        for rule in rules:
-            self.proxy.add(rule)
+        if faults:  # counted from here: the service's next vendor connection is the session's first
+            self.proxy.use_session_faults(faults)
         health: list[tuple[int, Any]] = []
         bodies: list[str] = []
         # one HTTP client for the session's samples: making one costs an SSL context (tens of ms of
@@ -221,8 +218,8 @@ class RelayEnv:
                                        headers=headers)
             await asyncio.sleep(0.3)  # let the vendor side's close land in the record
         finally:
-            for rule in rules:
-                self.proxy.remove(rule)
+            if faults:
+                self.proxy.use_session_faults(())
             self.proxy.histories.remove(history)
             if sampler is not None:
                 sampler.cancel()

@@ -15,5 +15,5 @@ def test_each_name_gives_a_fresh_codec() -> None:
 
 def test_unknown_protocol_lists_the_known_ones() -> None:
     with pytest.raises(ValueError, match=r"unknown protocol 'vosk'; known protocols: assemblyai, deepgram, openai-realtime, reference, "
-                       r"speechmatics"):
+                       r"socketio, speechmatics, wyoming, wyoming-ws"):
         get_codec("vosk")

@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from harness.relay.tap import RecordingProxy, protocol_of, tag_of
+from harness.relay.tap import RecordingProxy, protocol_of, session_schedule, tag_of
 
 
 async def _vendor_double(ws) -> None:
@@ -83,9 +83,10 @@ async def test_a_vendor_close_and_a_refused_handshake_are_recorded(vendor):
     assert c.handshake_status == 429 and not c.accepted and c.tag == "s-3"
 
 
-async def test_refused_handshakes_answer_the_status_with_retry_after(vendor):
+async def test_refusals_from_the_schedule_answer_the_status_with_retry_after(vendor):
     async with RecordingProxy(vendor) as proxy:
-        proxy.refuse_next(2, 429, retry_after_s=1)
+        proxy.use_session_faults([{"type": "refuse_handshake", "preset": "deepgram-429", "retry_after": "1",
+                                   "target": {"first": 2}}])
         for _ in range(2):
             with pytest.raises(InvalidStatus) as err:
                 await connect(f"{proxy.ws_url}/v1/listen?tag=s-4")
@@ -93,10 +94,38 @@ async def test_refused_handshakes_answer_the_status_with_retry_after(vendor):
         async with connect(f"{proxy.ws_url}/v1/listen?tag=s-4"):
             pass
         await asyncio.sleep(0.1)
-        statuses = [c.handshake_status for c in proxy.vendor_leg().connections]
-    assert statuses == [429, 429, 101]
-    with pytest.raises(ValueError, match="HTTP error status"):
-        proxy.refuse_next(1, 200)
+        conns = proxy.vendor_leg().connections
+    assert [c.handshake_status for c in conns] == [429, 429, 101]
+    assert [w.kind for c in conns for w in c.faults] == ["refuse_handshake", "refuse_handshake"]
+
+
+async def test_a_scheduled_cut_targets_the_sessions_own_connection_and_is_recorded(vendor):
+    async with RecordingProxy(vendor) as proxy:
+        async with connect(f"{proxy.ws_url}/v1/listen?tag=earlier"):
+            pass  # an earlier session's connection: the session's faults count from after it
+        proxy.use_session_faults([{"type": "cut", "at": {"audio_bytes": 6400}, "target": {"nth": 1}}])
+        async with connect(f"{proxy.ws_url}/v1/listen?tag=s-5") as ws:
+            with pytest.raises(ConnectionClosed):
+                for _ in range(10):
+                    await ws.send(bytes(3200))
+                    await asyncio.sleep(0.02)
+                await ws.recv()
+        await asyncio.sleep(0.1)
+        earlier, cut = proxy.vendor_leg().connections
+    assert not earlier.faults and earlier.close_code != 1006
+    assert (cut.close_code, cut.closed_by) == (1006, "proxy") and [w.kind for w in cut.faults] == ["cut"]
+    assert cut.audio.total_bytes == 6400  # the frame that reached the trigger went through, then the cut
+
+
+def test_session_faults_count_the_sessions_connections():
+    schedule = session_schedule([{"type": "cut", "target": {"nth": 1}},
+                                 {"type": "refuse_handshake", "status": 503, "target": {"first": 3}},
+                                 {"type": "stall"}], before=7)
+    assert [s.target.describe() for s in schedule] == [{"nth": 8}, {"first": 10}, "all"]
+    with pytest.raises(ValueError, match=r"by \{nth = N\} or \{first = N\}, got \{'every': 2\}"):
+        session_schedule([{"type": "cut", "target": {"every": 2}}], before=0)
+    with pytest.raises(ValueError, match="target nth must be a whole number >= 1, got 0"):
+        session_schedule([{"type": "cut", "target": {"nth": 0}}], before=0)
 
 
 def test_extra_query_parameters_are_appended_and_never_override_the_clients():

@@ -1,4 +1,4 @@
-"""Each vendor's OFFICIAL Python SDK, unchanged, against the reference server as its vendor:
+"""Each vendor's OFFICIAL Python SDK (and Wyoming's own client), unchanged, against the reference server as its vendor:
 PocketSphinx transcribes two committed flite fixtures sent the way that SDK sends audio, and the text
 that comes back through the SDK is within WER 0.15 of what was said. Each connection is a session
 (``GET /v1/sessions/{id}`` has the same words) and a record at ``/debug/connections``.
@@ -192,3 +192,42 @@ async def test_deepgram_sdk_telephony_audio_word_for_word_with_the_scripted_engi
     assert words == script.split()[:10]
     body = await session_when_done(server, request_id)
     assert body["engine"] == "scripted" and body["received_offset"] == 3 * 32000
+
+
+async def test_wyoming_async_tcp_client(server: ReferenceServer) -> None:
+    """wyoming's AsyncTcpClient, as Home Assistant uses it: describe -> info, then transcribe,
+    audio-start, 100 ms audio-chunks at 48 kHz, audio-stop, and read until the transcript (the
+    streamed transcript-chunks on the way add up to it)."""
+    from urllib.parse import urlsplit
+
+    from wyoming.asr import Transcribe, Transcript, TranscriptChunk
+    from wyoming.audio import AudioChunk, AudioStart, AudioStop
+    from wyoming.client import AsyncTcpClient
+    from wyoming.info import Describe, Info
+
+    address = urlsplit(server.wyoming_url)
+    async with AsyncTcpClient(address.hostname, address.port) as client:
+        await client.write_event(Describe().event())
+        info = Info.from_event(await client.read_event())
+        [program] = info.asr
+        assert program.supports_transcript_streaming and "pocketsphinx" in [m.name for m in program.models]
+    audio = fixture_audio("pcm_s16le", 48000)
+    chunks_text: list[str] = []
+    async with AsyncTcpClient(address.hostname, address.port) as client, asyncio.timeout(60):
+        await client.write_event(Transcribe(language="en").event())
+        await client.write_event(AudioStart(rate=48000, width=2, channels=1).event())
+        for chunk in chunks(audio, 9600):  # 100 ms
+            await client.write_event(AudioChunk(rate=48000, width=2, channels=1, audio=chunk).event())
+        await client.write_event(AudioStop().event())
+        while True:
+            event = await client.read_event()
+            assert event is not None, "the server closed before the transcript"
+            if TranscriptChunk.is_type(event.type):
+                chunks_text.append(TranscriptChunk.from_event(event).text)
+            if Transcript.is_type(event.type):
+                transcript, session_id = Transcript.from_event(event).text, event.data["session_id"]
+                break
+    assert_heard(transcript)
+    assert "".join(chunks_text) == transcript
+    body = await session_when_done(server, session_id)
+    assert body["transcript"] == transcript and body["metadata"]["protocol"] == "wyoming"
