@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 # name -> what it means (printed in the reason a scenario is left out)
 CAPABILITIES: dict[str, str] = {
+    "api_key": "the backend checks an API key, at session creation or on the stream, and refuses a wrong one",
     "session_api": "sessions are created and read over HTTP (POST /v1/sessions, GET /v1/sessions/{id})",
     "session_lookup": "a session can be read over HTTP by the id its stream reported (GET /v1/sessions/{id})",
     "http_finalize": "a session can be finalized over HTTP (POST /v1/sessions/{id}/finalize)",

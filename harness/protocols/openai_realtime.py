@@ -70,7 +70,7 @@ _RETRYABLE = {"server_error", "session_limit", "rate_limit_exceeded"}
 
 class OpenAIRealtimeCodec(StreamOnlyCodec):
     name: ClassVar[str] = "openai-realtime"
-    capabilities: ClassVar[frozenset[str]] = frozenset()
+    capabilities: ClassVar[frozenset[str]] = frozenset({"api_key"})
     stream_path: ClassVar[str] = "/v1/realtime"
     session_lookup_path: ClassVar[bool] = False  # the stream names no session to look up
 

@@ -52,7 +52,7 @@ class ReferenceCodec:
 
     name: ClassVar[str] = "reference"
     capabilities: ClassVar[frozenset[str]] = frozenset({
-        "session_api", "session_lookup", "http_finalize", "offsets", "replay", "segment_ids", "ready", "partials",
+        "api_key", "session_api", "session_lookup", "http_finalize", "offsets", "replay", "segment_ids", "ready", "partials",
         "pipeline_events", "keepalive", "idle_timeout", "scripted_engine", "delete", "health", "stats", "v1_frames",
     })
     supports_resume: ClassVar[bool] = True
