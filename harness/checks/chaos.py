@@ -65,6 +65,7 @@ def case_verdicts(run: CaseRun) -> list[Verdict]:
         integrity.segments(h),
         integrity.ordering(h),
         integrity.replays(h),
+        integrity.final_recovery(h),
         integrity.audio_gaps(h),
         lifecycle.pipeline_events(h),
         _pipeline_once_on_server(h, out),

@@ -314,6 +314,29 @@ def audio_gaps(history: History) -> Verdict:
                    {}, evidence)
 
 
+def final_recovery(history: History) -> Verdict:
+    """Every final the stream was seen to lose (a hole in the segment ids) came back, and how:
+    by its replay on the stream after a reconnect, or from the session's record (``GET``) when it
+    was lost after finalize, where no reconnect can replay it (the client's notes say which)."""
+    name, who = "integrity.final_recovery", session_label(history)
+    missing: list[int] = []
+    ways: dict[int, str] = {}
+    for r in history.of_kind("note"):
+        missing += [m for m in r.data.get("missing", []) if m not in missing]
+        if r.data.get("recovered_segment") is not None:
+            ways.setdefault(int(r.data["recovered_segment"]), str(r.data.get("recovered_from")))
+    how = {"replay": "by replay on the stream", "record": "from the session's record (GET) after finalize"}
+    came = [f"final {k} {how.get(ways[k], ways[k])}" for k in sorted(ways)]
+    lost = sorted(set(missing) - set(ways))
+    evidence = {"missing": sorted(set(missing)), "recovered": {str(k): v for k, v in sorted(ways.items())}}
+    if lost:
+        return verdict(name, Status.FAIL, f"{who}: final(s) {short(lost)} went missing on the stream and never came "
+                       "back" + (f" ({'; '.join(came)})" if came else ""), {}, evidence)
+    if not missing:
+        return verdict(name, Status.PASS, f"{who}: no final went missing on the stream", {}, evidence)
+    return verdict(name, Status.PASS, f"{who}: every lost final came back: " + "; ".join(came), {}, evidence)
+
+
 def all_checks(history: History, baseline: str | list[str] | None = None, segment_ids: bool = True) -> list[Verdict]:
     """Every integrity check; one that raises is an ``unknown`` verdict naming it, and the others
     still run. ``segment_ids``: whether the protocol's finals carry the server's ids."""

@@ -275,6 +275,7 @@ class SessionCore:
         self.last_gap: tuple[int, int] | None = None  # (expected_offset, acked) of the last rewind
         self.last_contiguous = -1  # highest segment id with every id below it seen
         self.seen_segments: set[int] = set()
+        self.missing_segments: set[int] = set()  # holes seen on the stream, not yet filled
         self.final_state: dict[str, Any] | None = None
         self._fetch_done = False
         self.history.meta.update({
@@ -488,6 +489,7 @@ class SessionCore:
                 parsed = _json_body(body)
                 if isinstance(parsed, dict):
                     self.final_state = parsed
+                    self._recover_from_record(parsed)
             else:
                 self.note(f"GET session answered {status}", body=_body_text(body))
             self.phase = _DONE
@@ -624,6 +626,9 @@ class SessionCore:
 
     def _on_final(self, final: Final) -> None:
         k = final.segment_id
+        if k in self.missing_segments:
+            self.missing_segments.discard(k)
+            self.note(f"final {k} recovered by its replay on the stream", recovered_segment=k, recovered_from="replay")
         if k <= self.last_contiguous or k in self.seen_segments:
             return  # a replay: recorded, checks compare it with the first copy
         self.seen_segments.add(k)
@@ -632,11 +637,42 @@ class SessionCore:
         if k > self.last_contiguous + 1 and self.codec.supports_resume:
             missing = list(range(self.last_contiguous + 1, k))
             missing = [m for m in missing if m not in self.seen_segments]
+            self.missing_segments.update(missing)
+            if self.finalized_once:
+                # After finalize the stream cannot replay them (a reconnect gets 4410): the
+                # session's record has them once it completes (read by the final GET).
+                self.note(f"final {k} arrived after finalize but segment(s) {missing} never did: a finalized "
+                          "session cannot replay them on the stream; reading them from the session's record",
+                          missing=missing)
+                return
             self.note(f"final {k} arrived but segment(s) {missing} never did: reconnecting with "
                       f"last_segment_id={self.last_contiguous} to have them replayed",
                       missing=missing, last_segment_id=self.last_contiguous)
             if self.plan.resync_on_lost_final and self.connected:
                 self._request_close(1000, "resync", "resync")
+
+    def _recover_from_record(self, body: dict[str, Any]) -> None:
+        """Fill the holes the stream left (finals lost after finalize, which no reconnect can
+        replay) from the session's record, where the codec can read finals from it. Only holes:
+        a final the stream never showed a sign of is the server's to send, not the client's to
+        find, so it stays missing for the checks."""
+        read = getattr(self.codec, "finals_of_record", None)
+        if read is None or not self.missing_segments:
+            return
+        try:
+            finals = read(body)
+        except ProtocolError as exc:
+            self.note(f"the session's record has no usable finals: {exc}")
+            return
+        for final in finals:
+            if final.segment_id not in self.missing_segments:
+                continue
+            self.missing_segments.discard(final.segment_id)
+            self.seen_segments.add(final.segment_id)
+            self.history.add_event(final)
+            self.note(f"final {final.segment_id} recovered from the session's record (GET): it was lost after "
+                      "finalize, where the stream cannot replay it", recovered_segment=final.segment_id,
+                      recovered_from="record")
 
     def _on_gap(self, error: Error) -> None:
         expected = error.details.get("expected_offset")

@@ -99,8 +99,9 @@ def _base_cases(long: bool, seed: int = 1) -> list[FaultCase]:
 
     def ws_close(code: int, reason: str) -> tuple[Step, ...]:
         # After 2 s of audio (some audio went through and a final was sent), at the client's next
-        # audio frame: every protocol sends one then, whether or not its server acks.
-        return step(WsClose(code, reason, "upstream", "binary", 1), 2000)
+        # message (an audio frame: binary, or JSON where the protocol carries audio in text),
+        # which every protocol sends then, whether or not its server acks.
+        return step(WsClose(code, reason, "upstream", "", 1), 2000)
 
     cases = [
         FaultCase("control", catches=("final-lost-on-close",)),
@@ -116,8 +117,10 @@ def _base_cases(long: bool, seed: int = 1) -> list[FaultCase]:
                   catches=("final-lost-on-close",)),
         FaultCase("latency-spike-on-finalize", step(Latency(1000, 0, "both"), end_ms - 200, 2.5 * k),
                   catches=("final-lost-on-close",)),
-        # The second final (segment 1): the third, arriving before finalize, reveals the hole and the
-        # client reconnects for the replay. A final lost after finalize cannot be replayed (4410).
+        # The second final (segment 1). With five-word segments the third, arriving before finalize,
+        # reveals the hole and the client reconnects for the replay; with longer segments the third
+        # comes after finalize, where no reconnect can replay it (4410), and the client reads the lost
+        # final from the session's record (integrity.final_recovery says which way it came).
         FaultCase("ws-drop-final-2", step(DropFinal(nth=2)), catches=RESUME),
         # Audio frames doubled or out of order, and acks held back: what byte offsets and acks are
         # for. Without them a doubled frame is doubled audio by construction, nothing to judge.
@@ -154,6 +157,9 @@ def cases(profile: str) -> list[FaultCase]:
     for cid in ("control", "latency-down-jitter", "blackhole", "proxy-down", "ws-drop-final-2", "kill9-restart",
                 "graceful-restart"):
         out.append(_with(by_id[cid], id=f"{cid}-conversation", fixture_id=LONG_FIXTURE, audio_s=None))
+    # Six-word segments: the dropped final is the one still open at finalize (recovered from the record).
+    out.append(_with(by_id["ws-drop-final-2"], id="ws-drop-final-2-six-word-segments",
+                     metadata={"script_segment_words": 6}))
     for cid in ("control", "latency-down-jitter", "latency-up", "slicer", "bandwidth-below-audio-rate",
                 "ws-hold-acks", "ws-delay-final"):
         out.append(_with(by_id[cid], id=f"{cid}-pocketsphinx", engine="pocketsphinx", audio_s=None, catches=()))

@@ -59,7 +59,7 @@ class ChaosEnv:
     allow_remote: bool = False
     max_parallel: int = 8
     max_servers: int = 2  # dedicated servers at a time (each is a Python process starting up)
-    max_asr: int = 3  # cases on a real recognizer at a time (real-time PocketSphinx streams on two cores)
+    max_asr: int = 2  # cases on a real recognizer at a time: a server decodes them all in one process
     stagger_s: float = 0.4  # between the first case starts
     capabilities: frozenset[str] | None = None  # the target's (None: the codec's, plus the embedded server's)
 

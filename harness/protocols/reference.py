@@ -159,6 +159,14 @@ class ReferenceCodec:
     def closed(self, code: int, reason: str = "") -> Closed:
         return Closed(code, reason)
 
+    def finals_of_record(self, body: Any) -> list[Final]:
+        """The finals of ``GET /v1/sessions/{id}`` (where a final lost after finalize is read
+        back); ProtocolError if the body has no well-formed ``finals`` list."""
+        if not isinstance(body, dict) or not isinstance(body.get("finals"), list):
+            raise ProtocolError(f"reference session record: no 'finals' list in {body!r:.120}")
+        return [_final(Fields(f if isinstance(f, dict) else {}, "reference session record final", repr(f)))
+                for f in body["finals"]]
+
     def close_events(self, code: int, reason: str = "") -> list[Event]:
         return [self.closed(code, reason)]
 

@@ -200,3 +200,24 @@ def test_any_doubled_words_are_counted_exactly(doubled):
     v = integrity.duplicates(scripted_history(n_words=20, emitted=emitted), baseline=" ".join(EXPECTED))
     assert v.metrics["duplicated_words"] == len(doubled)
     assert all(r["kind"] == "doubled" for r in v.evidence["duplicated"])
+
+
+def _noted(*notes: dict) -> History:
+    h = History(session_id="s-1", meta={"scenario": "unit"})
+    for data in notes:
+        h.add("note", text="a note", **data)
+    return h
+
+
+def test_final_recovery_says_which_way_each_lost_final_came():
+    assert integrity.final_recovery(_noted()).status is Status.PASS
+    v = integrity.final_recovery(_noted({"missing": [1, 3]}, {"recovered_segment": 1, "recovered_from": "replay"},
+                                        {"recovered_segment": 3, "recovered_from": "record"}))
+    assert v.status is Status.PASS
+    assert "final 1 by replay on the stream" in v.message
+    assert "final 3 from the session's record (GET) after finalize" in v.message
+
+
+def test_final_recovery_fails_for_a_lost_final_that_never_came_back():
+    v = integrity.final_recovery(_noted({"missing": [1, 2]}, {"recovered_segment": 1, "recovered_from": "replay"}))
+    assert v.status is Status.FAIL and "final(s) 2 went missing" in v.message

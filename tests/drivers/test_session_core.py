@@ -396,3 +396,40 @@ def test_without_resume_a_frame_whose_send_failed_is_lost_with_the_connection() 
     assert send(core).offset == 2 * CHUNK  # carries on after the lost frame instead of failing to resend it
     assert any("was read but never sent" in r.data["text"] for r in core.history.of_kind("note"))
     assert core.error is None
+
+
+def _finalized_with_a_hole() -> SessionCore:
+    """Audio acked, finalize sent, then finals 0 and 2 on the stream: 1 was lost after finalize."""
+    core = make(chunks=1, fetch_state=True)
+    connect(core)
+    send(core)
+    core.on_frame(ack(3200))
+    finalize = core.next_action(0.0)
+    assert isinstance(finalize, SendControl) and finalize.message == "finalize"
+    core.on_sent(finalize)
+    core.on_frame(final(0))
+    core.on_frame(final(2))
+    return core
+
+
+def test_a_final_lost_after_finalize_is_read_from_the_session_record_not_resynced() -> None:
+    core = _finalized_with_a_hole()
+    assert not isinstance(core.next_action(0.0), CloseStream)  # a reconnect would only get 4410
+    core.on_closed(1000, "")
+    get = core.next_action(0.0)
+    assert isinstance(get, HttpCall) and get.purpose == "get"
+    record = {"state": "completed", "finals": [json.loads(final(k)) for k in range(3)]}
+    core.on_http_response(get, 200, record, {}, 3.0)
+    assert [f.segment_id for f in core.history.unique_finals()] == [0, 1, 2]
+    notes = [r.data for r in core.history.of_kind("note") if r.data.get("recovered_segment") is not None]
+    assert notes == [{"text": notes[0]["text"], "recovered_segment": 1, "recovered_from": "record"}]
+    assert core.outcome().completed
+
+
+def test_a_record_without_the_lost_final_leaves_it_missing() -> None:
+    core = _finalized_with_a_hole()
+    core.on_closed(1000, "")
+    get = core.next_action(0.0)
+    core.on_http_response(get, 200, {"state": "completed", "finals": [json.loads(final(0))]}, {}, 3.0)
+    assert [f.segment_id for f in core.history.unique_finals()] == [0, 2]
+    assert core.missing_segments == {1}
