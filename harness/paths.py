@@ -28,6 +28,14 @@ def shipped_scenarios() -> Path:
     return _package_dir("harness_scenarios") or checkout
 
 
+def shipped_examples() -> Path:
+    """The examples that came with this harness (``relay/``: the relay suite's default service)."""
+    checkout = CHECKOUT / "examples"
+    if (checkout / "__init__.py").is_file():
+        return checkout
+    return _package_dir("harness_examples") or checkout
+
+
 def shipped_fixtures() -> Path:
     """The audio fixtures that came with this harness (the folder holding manifest.json)."""
     checkout = CHECKOUT / "fixtures" / "audio"

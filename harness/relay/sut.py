@@ -34,11 +34,12 @@ from pathlib import Path
 import httpx
 
 from harness.errors import ServiceError
+from harness.paths import shipped_examples
 
 PLACEHOLDERS = ("port", "deepgram_url", "openai_url", "assemblyai_url", "speechmatics_url", "vendor_key",
                 "api_key", "defects")
-# The example relay ships with the checkout (examples/ is not in the wheel: give --sut there).
-EXAMPLE_RELAY = Path(__file__).resolve().parent.parent.parent / "examples" / "relay"
+# The example relay: examples/relay in a checkout, harness_examples/relay in an installed wheel.
+EXAMPLE_RELAY = shipped_examples() / "relay"
 # The example relay as the default system under test, so the suite has something to run in CI.
 DEFAULT_SUT = (f"{shlex.quote(sys.executable)} {shlex.quote(str(EXAMPLE_RELAY))} --port {{port}} "
                "--deepgram-url={deepgram_url} --deepgram-api-key={vendor_key} --api-key={api_key} {defects}")

@@ -79,6 +79,20 @@ def test_the_wheel_carries_its_suites_and_fixtures(installed: Path, tmp_path: Pa
     assert int(out[2]) > 0
 
 
+def test_the_relay_suite_runs_the_example_relay_from_the_wheel(installed: Path, tmp_path: Path) -> None:
+    probe = "import harness.relay.sut as s; print(s.EXAMPLE_RELAY)"
+    relay = subprocess.run([str(installed / "python"), "-c", probe], cwd=tmp_path, env=_clean_env(),
+                           check=True, capture_output=True, text=True).stdout.strip()
+    assert relay.startswith(str(installed.parent)) and relay.endswith("harness_examples/relay"), relay
+    # one scenario of the relay suite: the example relay started from the wheel, and the vendor stand-in
+    run = subprocess.run([str(installed / "harness"), "run", "--suite", "relay", "-k", "wrong-key", "--out",
+                          str(tmp_path / "run")], cwd=tmp_path, env=_clean_env(), capture_output=True, text=True,
+                         timeout=300)
+    records = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines() if line]
+    scenarios = {r["scenario"]: r["status"] for r in records if r.get("record") == "scenario"}
+    assert len(scenarios) == 1 and set(scenarios.values()) == {"pass"}, run.stdout[-3000:] + run.stderr[-2000:]
+
+
 def test_run_from_any_directory_with_harness_toml(installed: Path, server, tmp_path: Path) -> None:
     harness = str(installed / "harness")
     init = subprocess.run([harness, "init", "--target", server.url, "--protocol", "reference"], cwd=tmp_path,
