@@ -3,7 +3,7 @@
 Audio goes through two PocketSphinx ``Endpointer``s (WebRTC-style voice activity detection with a
 smoothing window) in whole 30 ms frames; only the speech they pass reaches the decoder. A short
 one (``START_WINDOW_S``) decides where speech starts, so decoding (and the first partial) begins
-about 0.3 s after the speech onset, not the 0.52 s the long window takes; the long one
+about 0.24 s after the speech onset, not the 0.52 s the long window takes; the long one
 (``ENDPOINT_WINDOW_S``) decides where it ends, so a short pause inside a sentence does not split
 it. A burst the long one never confirms ends when the short one hears silence again. While speech
 flows, the decoder's running hypothesis is reported as a partial every ``PARTIAL_EVERY_MS`` of
@@ -42,9 +42,10 @@ from .decoder_pool import DecoderPool, default_pool
 from .validate import check_config, check_pcm
 
 ENDPOINT_WINDOW_S = 0.6  # ~0.55 s of non-speech ends a segment
-# ~0.27 s of speech starts one. Shorter starts false-start on clicks and breaths; the 0.6 s window
-# alone starts 0.52 s after the onset, which put the first partial past 0.5 s before any decoding.
-START_WINDOW_S = 0.3
+# ~0.22 s of speech starts one (8 frames). The 0.6 s window alone starts 0.52 s after the onset,
+# which put the first partial past 0.5 s before any decoding; 0.3 s left first-partial p95 at about
+# 570 ms on a quiet machine, 0.24 s about 450 ms with the same WER (scripts/bench_first_partial.py).
+START_WINDOW_S = 0.24
 # Decoding starts this much before where the endpointers put the speech start (never before the
 # previous segment's end): the acoustic model wants a little silence before the first word, or it
 # squeezes that word and misjudges it.

@@ -303,7 +303,7 @@ def test_the_first_partial_comes_with_the_speech_decision(utterances, pool):
 
 
 def test_decoding_starts_within_the_start_window_of_the_onset(pool):
-    """Speech is decided by the short start window (about 0.3 s), not the 0.6 s window that ends
+    """Speech is decided by the short start window (0.24 s), not the 0.6 s window that ends
     segments: on every utterance fixture the first partial with words is in the audio before
     0.5 s past the onset (audio time, so the machine's speed does not enter)."""
     late = {}
