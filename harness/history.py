@@ -182,6 +182,13 @@ class History:
             if r.kind != "audio_sent" or r.data["length"] <= 0:
                 continue
             a, b = r.data["offset"], r.data["offset"] + r.data["length"]
+            if not covered or a >= covered[-1][1]:  # past everything sent: the in-order stream's case
+                pieces.append((a, b, r.t_ns))
+                if covered and a == covered[-1][1]:
+                    covered[-1][1] = b
+                else:
+                    covered.append([a, b])
+                continue
             pieces.extend((s, e, r.t_ns) for s, e in _uncovered(covered, a, b))
             _cover(covered, a, b)
         pieces.sort()

@@ -29,6 +29,23 @@ def test_first_send_index_matches_a_scan(frames, probes):
         assert h.audio_send_time(probe) == naive_send_time(h, probe)
 
 
+# Mostly in order, as a real stream is, with gaps and resends: the index's in-order fast path
+# and its general path must agree with the scan where they meet.
+steps = st.lists(st.tuples(st.sampled_from(["next", "next", "gap", "back"]), st.integers(1, 600)), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps=steps, probes=st.lists(st.integers(0, 30000), max_size=30))
+def test_first_send_index_matches_a_scan_on_mostly_ordered_streams(steps, probes):
+    h, end = History(), 0
+    for i, (step, length) in enumerate(steps):
+        offset = {"next": end, "gap": end + length, "back": max(0, end - length)}[step]
+        h.add("audio_sent", t_ns=1000 + i, offset=offset, length=length)
+        end = max(end, offset + length)
+    for probe in probes:
+        assert h.audio_send_time(probe) == naive_send_time(h, probe)
+
+
 def test_index_follows_records_added_later():
     h = History()
     h.add("audio_sent", t_ns=10, offset=0, length=100)

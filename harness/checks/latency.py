@@ -11,6 +11,7 @@ The ``*_samples`` functions return the timed samples themselves; the report plot
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from harness.checks._common import (
@@ -24,7 +25,7 @@ from harness.checks._common import (
 )
 from harness.checks.verdict import Status, Verdict
 from harness.history import History
-from harness.protocols.events import Final, Partial
+from harness.protocols.events import Final, Partial, event_from_dict
 
 _CREATE_PATH = re.compile(r"/v1/sessions/?(\?.*)?$")
 _FINALIZE_PATH = re.compile(r"/v1/sessions/[^/]+/finalize/?(\?.*)?$")
@@ -70,7 +71,15 @@ def connect_samples(history: History) -> list[Sample]:
 
 
 def _hypotheses(history: History) -> list[tuple[int, Partial | Final]]:
-    return [(t, e) for t, e in history.events() if isinstance(e, (Partial, Final))]
+    return list(_iter_hypotheses(history))
+
+
+def _iter_hypotheses(history: History) -> Iterator[tuple[int, Partial | Final]]:
+    """Partials and finals in arrival order, each parsed only when reached: the first partial is
+    found without parsing the rest of an hour's events."""
+    for r in history.records:
+        if r.kind == "event" and r.data["event"]["type"] in (Partial.type, Final.type):
+            yield r.t_ns, event_from_dict(r.data["event"])  # type: ignore[misc]
 
 
 def first_partial_sample(history: History) -> tuple[Sample | None, str]:
@@ -82,7 +91,7 @@ def first_partial_sample(history: History) -> tuple[Sample | None, str]:
     sent_at = history.audio_send_time(offset)
     if sent_at is None:
         return None, f"the speech onset (offset {offset}, {onset:.0f} ms) was never sent"
-    for t, event in _hypotheses(history):
+    for t, event in _iter_hypotheses(history):
         if t >= sent_at and event.text.strip():
             return Sample(t, ns_to_ms(t - sent_at), f"{event.type} of segment {event.segment_id}: {event.text!r}"), ""
     return None, ""

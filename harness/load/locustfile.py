@@ -22,15 +22,18 @@ import itertools
 import logging
 import os
 import re
+import sys
 import threading
 import time
+from typing import Any
 
+import gevent.threadpool
 import httpx
 from locust import User, constant, events, task
 from locust.exception import StopUser
 
 from harness.load.client import LoadSessionClient, SessionSpec
-from harness.load.measure import session_lines
+from harness.load.measure import SessionMeta, session_lines
 from harness.load.samples import SampleWriter
 from harness.load.settings import OPTIONS, LoadSettings, SettingsError
 from harness.protocols.base import StreamTarget
@@ -39,6 +42,7 @@ from harness.safety import require_loopback
 from harness.errors import BackendError
 
 log = logging.getLogger("harness.load")
+AFTER_SESSION_SWITCH_S = 0.0005  # the GIL switch interval in a load process (see _Process.setup)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request would swamp the log
 
 
@@ -67,6 +71,11 @@ class _Process:
     settings: LoadSettings | None = None
     specs: list[SessionSpec] = []
     writer: SampleWriter | None = None
+    # One real thread per process for the work a finished session leaves (its lines, the word
+    # check, the samples write, freeing its history): tens of ms of CPU and a file write that,
+    # on the event loop, delayed every other stream's audio at once when many sessions ended
+    # together. One thread, so sample batches are written whole and in turn.
+    after_session: gevent.threadpool.ThreadPool | None = None
     http: httpx.Client | None = None
     counter = itertools.count()
     deadline: float | None = None  # wall clock after which users start no new session
@@ -81,6 +90,10 @@ class _Process:
                 cls.specs = [SessionSpec.build(f, settings.engine, settings.loops, settings.script,
                                                settings.chunk_ms, settings.pace) for f in fixtures]
                 cls.writer = SampleWriter(settings.samples_dir) if settings.samples_dir else None
+                cls.after_session = gevent.threadpool.ThreadPool(1)
+                # While that thread computes, the event loop waits for the GIL up to one switch
+                # interval (5 ms by default) each time it wakes: audio that late is pacing error.
+                sys.setswitchinterval(AFTER_SESSION_SWITCH_S)
                 # One HTTP client per process: building one per session costs an SSL context each,
                 # CPU that would show up as pacing error at a few hundred users.
                 cls.http = httpx.Client(trust_env=False, limits=httpx.Limits(max_connections=None,
@@ -92,11 +105,14 @@ class _Process:
     @classmethod
     def close(cls) -> None:
         with cls.lock:
+            if cls.after_session is not None:
+                cls.after_session.join()  # every session's lines are written before the file closes
+                cls.after_session.kill()
             if cls.writer is not None:
                 cls.writer.close()
             if cls.http is not None:
                 cls.http.close()
-            cls.writer = cls.http = None
+            cls.writer = cls.http = cls.after_session = None
             cls.settings = None
 
 
@@ -176,14 +192,13 @@ class TranscriptionUser(User):
             # Stopped mid-session (GreenletExit). Its samples are written, flagged, but neither
             # counted nor judged: Locust's stop work stalls the event loop just before it kills
             # users, so what those sessions measured last is the generator's delay, not the backend's.
-            self._record(client, spec, completed=False, error=None, interrupted=True)
-            client.release()
+            # Done here, not in the thread: the greenlet is being killed and must not wait.
+            _write_session(client, spec.meta(self.number), completed=False, error=None, interrupted=True)
             raise
         finally:
             self.client = None
-        self._record(client, spec, completed=outcome.completed, error=outcome.error, interrupted=False)
+        self._record(client, spec, completed=outcome.completed, error=outcome.error)
         del outcome
-        client.release()
         if self.settings.think_s:
             self._sleep(self.settings.think_s)
 
@@ -192,15 +207,15 @@ class TranscriptionUser(User):
 
         gevent.sleep(seconds)
 
-    def _record(self, client: LoadSessionClient, spec: SessionSpec, *, completed: bool, error: str | None,
-                interrupted: bool) -> None:
-        lines = session_lines(client.history, spec.meta(self.number), completed=completed, error=error,
-                              interrupted=interrupted, reconnects=client.core.reconnects,
-                              pacing_ms=client.pacing_errors_ms)
-        if _Process.writer is not None:
-            _Process.writer.write(lines)
-        if interrupted:
-            return
+    def _record(self, client: LoadSessionClient, spec: SessionSpec, *, completed: bool, error: str | None) -> None:
+        meta = spec.meta(self.number)
+        pool = _Process.after_session
+        if pool is None:
+            lines = _write_session(client, meta, completed=completed, error=error, interrupted=False)
+        else:  # this greenlet waits; the event loop, and every other stream, goes on
+            lines = pool.apply(_write_session, (client, meta), {"completed": completed, "error": error,
+                                                                 "interrupted": False})
+        # Locust's statistics are not thread-safe: the events fire here, on the event loop.
         fire = self.environment.events.request.fire
         for line in lines:
             if line["kind"] == "request":
@@ -213,3 +228,16 @@ class TranscriptionUser(User):
     def on_stop(self) -> None:
         if self.__dict__.get("client") is not None:
             self.client.close_gracefully()  # type: ignore[union-attr]
+
+
+def _write_session(client: LoadSessionClient, meta: SessionMeta, *, completed: bool, error: str | None,
+                   interrupted: bool) -> list[dict[str, Any]]:
+    """A finished session's sample lines, appended to the samples file; then its state is freed."""
+    try:
+        lines = session_lines(client.history, meta, completed=completed, error=error, interrupted=interrupted,
+                              reconnects=client.core.reconnects, pacing_ms=client.pacing_errors_ms)
+        if _Process.writer is not None:
+            _Process.writer.write(lines)
+        return lines
+    finally:
+        client.release()
