@@ -139,15 +139,18 @@ class GeneratorWatch:
                 procs = [root, *root.children(recursive=True)]
             except psutil.Error:
                 break  # Locust is gone
-            for p in procs:
+            for found in procs:
+                # children() makes new objects each time, and a new object's cpu_percent() has no
+                # previous reading (it says 0.0): keep asking the first object made for that pid.
+                p = tracked.get(found.pid)
                 try:
-                    if p.pid not in tracked:
-                        tracked[p.pid] = p
-                        p.cpu_percent(None)  # the first call starts the measurement
+                    if p is None:
+                        tracked[found.pid] = found
+                        found.cpu_percent(None)  # the first call starts the measurement
                         continue
                     self.figures.cpu_samples.setdefault(p.pid, []).append(p.cpu_percent(None))
                 except psutil.Error:
-                    tracked.pop(p.pid, None)
+                    tracked.pop(found.pid, None)
                     continue
                 rq = _runqueue_ns(p.pid)
                 if rq is not None:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import psutil
+
 from harness.load.generator import GeneratorFigures, GeneratorWatch, judge_generator, summary_lines
 from harness.load.noise import lateness_figures, sleep_lateness
 
@@ -81,6 +83,28 @@ def test_the_watch_measures_a_busy_child_and_the_probe_stops_on_request():
     assert figures.errors == []
     assert figures.noise_ms["count"] >= 1 and "p99" in figures.noise_ms
     assert max(figures.cpu_samples[busy.pid]) > 5.0  # a spinning loop shows CPU; an idle one would not
+
+
+def test_the_watch_measures_the_children_a_process_forks_as_locust_processes_does():
+    # An idle parent with one spinning child: the child's CPU must show, not only the parent's.
+    parent = subprocess.Popen([sys.executable, "-c", "import subprocess, sys\n"
+                               "subprocess.run([sys.executable, '-c', 'import time\\nend = time.time() + 20\\n"
+                               "while time.time() < end: pass'])"])
+    watch = GeneratorWatch(max_s=60)
+    try:
+        watch.watch(parent.pid)
+        deadline = time.monotonic() + 30
+        while not any(pid != parent.pid and len(s) >= 2 for pid, s in watch.figures.cpu_samples.items()):
+            assert time.monotonic() < deadline, "the watch took no two CPU samples of the child in 30 s"
+            time.sleep(0.2)
+        figures = watch.stop()
+    finally:
+        for proc in psutil.Process(parent.pid).children(recursive=True):
+            proc.kill()
+        parent.kill()
+        parent.wait()
+    child = [s for pid, s in figures.cpu_samples.items() if pid != parent.pid]
+    assert child and max(child[0]) > 5.0, figures.cpu_samples
 
 
 def test_the_noise_probe_prints_its_json_line():
