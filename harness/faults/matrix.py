@@ -121,7 +121,8 @@ def _base_cases(long: bool, seed: int = 1) -> list[FaultCase]:
         # reveals the hole and the client reconnects for the replay; with longer segments the third
         # comes after finalize, where no reconnect can replay it (4410), and the client reads the lost
         # final from the session's record (integrity.final_recovery says which way it came).
-        FaultCase("ws-drop-final-2", step(DropFinal(nth=2)), catches=RESUME),
+        # Needs a second final to drop: a protocol whose client commits each turn gives one per session.
+        FaultCase("ws-drop-final-2", step(DropFinal(nth=2)), catches=RESUME, needs=("endpointing",)),
         # Audio frames doubled or out of order, and acks held back: what byte offsets and acks are
         # for. Without them a doubled frame is doubled audio by construction, nothing to judge.
         FaultCase("ws-duplicate-audio-frame", step(WsDuplicate("upstream", kind="binary", nth=20)), needs=("offsets",)),

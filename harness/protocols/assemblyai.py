@@ -55,7 +55,7 @@ class AssemblyAICodec(StreamOnlyCodec):
     name: ClassVar[str] = "assemblyai"
     # Streaming only; the reference server's HTTP extras (GET /v1/sessions/{Begin.id}, /health)
     # are added with --capabilities.
-    capabilities: ClassVar[frozenset[str]] = frozenset({"api_key", "keepalive", "partials"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"api_key", "keepalive", "partials", "endpointing"})
     stream_path: ClassVar[str] = "/v3/ws"
 
     def __init__(self) -> None:

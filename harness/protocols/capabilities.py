@@ -23,6 +23,8 @@ CAPABILITIES: dict[str, str] = {
     "segment_ids": "finals carry the server's segment ids (0, 1, 2 ... with no holes)",
     "ready": "the server sends a ready message before audio may flow",
     "partials": "the stream sends interim (partial) results while audio flows, before a segment's final",
+    "endpointing": "the server ends segments by itself at pauses in speech, so one session gives several finals "
+                   "without the client committing each",
     "pipeline_events": "the stream carries the post-processing pipeline's events after finalize",
     "keepalive": "the client can keep a silent stream open with a keepalive message",
     "idle_timeout": "the server closes a stream with no audio and no keepalive after a documented idle timeout "

@@ -39,7 +39,8 @@ class DeepgramCodec(StreamOnlyCodec):
     name: ClassVar[str] = "deepgram"
     # What Deepgram's live API itself promises. A backend that also serves the reference server's
     # HTTP extras (GET /v1/sessions/{request_id}, /health) adds them with --capabilities.
-    capabilities: ClassVar[frozenset[str]] = frozenset({"api_key", "keepalive", "idle_timeout", "partials"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"api_key", "keepalive", "idle_timeout", "partials",
+                                                                "endpointing"})
     stream_path: ClassVar[str] = "/v1/listen"
     idle_timeout_s: ClassVar[float] = 10.0  # "no audio or message for 10 s"
     idle_close: ClassVar[tuple[int, str]] = (1011, "NET-0001")

@@ -53,7 +53,7 @@ class ReferenceCodec:
     name: ClassVar[str] = "reference"
     capabilities: ClassVar[frozenset[str]] = frozenset({
         "api_key", "session_api", "session_lookup", "http_finalize", "offsets", "replay", "segment_ids", "ready", "partials",
-        "pipeline_events", "keepalive", "idle_timeout", "scripted_engine", "delete", "health", "stats", "v1_frames",
+        "endpointing", "pipeline_events", "keepalive", "idle_timeout", "scripted_engine", "delete", "health", "stats", "v1_frames",
     })
     supports_resume: ClassVar[bool] = True
     has_offsets: ClassVar[bool] = True

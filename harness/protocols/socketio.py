@@ -103,7 +103,8 @@ def unpack_event(frame: bytes | str) -> tuple[str, Any]:
 # --- the codec ---------------------------------------------------------------------------------
 class SocketIOCodec:
     name: ClassVar[str] = "socketio"
-    capabilities: ClassVar[frozenset[str]] = frozenset({"api_key", "ready", "segment_ids", "partials"})
+    capabilities: ClassVar[frozenset[str]] = frozenset({"api_key", "ready", "segment_ids", "partials",
+                                                                "endpointing"})
     supports_resume: ClassVar[bool] = False
     has_offsets: ClassVar[bool] = False
     sends_ready: ClassVar[bool] = True

@@ -52,7 +52,7 @@ class SpeechmaticsCodec(StreamOnlyCodec):
     name: ClassVar[str] = "speechmatics"
     # Streaming only; the reference server's HTTP extras (GET /v1/sessions/{RecognitionStarted.id},
     # /health) are added with --capabilities.
-    capabilities: ClassVar[frozenset[str]] = frozenset({"api_key", "partials"})  # AddPartialTranscript
+    capabilities: ClassVar[frozenset[str]] = frozenset({"api_key", "partials", "endpointing"})  # AddPartialTranscript
     stream_path: ClassVar[str] = "/v2"
 
     def __init__(self) -> None:
