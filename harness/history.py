@@ -106,6 +106,10 @@ class History:
     _send_index: tuple[int, list[int], list[tuple[int, int, int]]] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    # type (None: all) -> ((records seen, id of the last), its parsed events): see events()
+    _events_cache: dict[str | None, tuple[tuple[int, int], list[tuple[int, Event]]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     # --- recording --------------------------------------------------------------------
     def add(self, kind: str, t_ns: int | None = None, **data: Any) -> Record:
@@ -141,12 +145,21 @@ class History:
         return [r for r in self.records if r.kind == kind]
 
     def events(self, type_: str | None = None) -> list[tuple[int, Event]]:
-        """Received events in arrival order, optionally only those of one ``type``."""
+        """Received events in arrival order, optionally only those of one ``type``.
+
+        Parsed once per type while no record is added: the checks ask for the finals several
+        times, and on a load generator's event loop each parse of a long history is time in
+        which no stream sends audio. Records are appended, never edited in place."""
+        key = (len(self.records), id(self.records[-1]) if self.records else 0)
+        cached = self._events_cache.get(type_)
+        if cached is not None and cached[0] == key:
+            return list(cached[1])
         out = []
         for r in self.records:
             if r.kind == "event" and (type_ is None or r.data["event"]["type"] == type_):
                 out.append((r.t_ns, event_from_dict(r.data["event"])))
-        return out
+        self._events_cache[type_] = (key, out)
+        return list(out)
 
     def finals(self) -> list[tuple[int, Final]]:
         """Every final as received, replays included (checks decide what a repeat means)."""

@@ -68,3 +68,17 @@ def test_json_round_trip_keeps_events_and_faults():
     assert back.unique_finals()[0].words[0].word == "send"
     assert back.faults[0].params == {"latency_ms": 300} and back.faults[0].end_ns is not None
     assert back.audio_send_time(100) == 5
+
+
+def test_events_read_again_after_more_records_include_the_new_ones():
+    h = History()
+    h.add_event(Final(0, "alpha", 0, 300))
+    first = h.finals()
+    first.append(first[0])  # a caller's list is its own
+    h.add("audio_sent", offset=0, length=3200)  # a record of another kind changes nothing
+    assert [f.text for _, f in h.finals()] == ["alpha"]
+    h.add_event(Final(1, "bravo", 300, 600))
+    assert [f.text for _, f in h.finals()] == ["alpha", "bravo"]
+    assert [type(e).__name__ for _, e in h.events()] == ["Final", "Final"]
+    h.records.clear()
+    assert h.finals() == [] and h.events() == []
