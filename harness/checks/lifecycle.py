@@ -227,3 +227,22 @@ def zero_audio(body: dict[str, Any], history: History | None = None) -> Verdict:
     if problems:
         return verdict(name, Status.FAIL, f"{who}: zero-audio finalize broken: " + short(problems, 4), {}, evidence)
     return verdict(name, Status.PASS, f"{who}: zero-audio session completed, every step ready", {}, evidence)
+
+
+def no_audio_stream(history: History, documented_errors: frozenset[str] = frozenset()) -> Verdict:
+    """A stream that carried no audio and was finalized, as any protocol does it: no final with
+    words (there was nothing to hear) and no error from the backend but those its protocol
+    documents as the answer to finalizing nothing (``documented_errors``)."""
+    name = "lifecycle.no_audio_stream"
+    who = session_label(history)
+    problems: list[str] = []
+    worded = [f for _, f in history.finals() if f.text.strip()]
+    if worded:
+        problems.append(f"{len(worded)} final(s) with words and no audio sent: {worded[0].text[:60]!r}")
+    errors = [e for _, e in history.events("error") if e.code not in documented_errors]  # type: ignore[union-attr]
+    if errors:
+        problems.append("error " + ", ".join(f"{e.code!r} ({e.message[:60]})" for e in errors[:3]))  # type: ignore[union-attr]
+    evidence = {"finals": len(history.finals()), "errors": len(errors)}
+    if problems:
+        return verdict(name, Status.FAIL, f"{who}: finalize with no audio broken: " + short(problems, 3), {}, evidence)
+    return verdict(name, Status.PASS, f"{who}: finalize with no audio: no words, no error", {}, evidence)

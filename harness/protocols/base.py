@@ -199,12 +199,20 @@ class Codec(Protocol):
     # - ``idle_timeout_s: float``: the documented idle timeout, for a protocol whose stream does not
     #   announce one (``ready.idle_timeout_s`` wins when it does); with the ``idle_timeout`` capability.
     # - ``idle_close: tuple[int, str]``: the close code and reason prefix the server uses for it.
+    # - ``no_audio_errors: frozenset[str]``: error codes the protocol documents as the answer to a
+    #   finalize with no audio, so they are not taken for a failure (OpenAI Realtime's
+    #   ``input_audio_buffer_commit_empty``).
 
 
 def opening_frames(codec: Codec) -> list[bytes | str]:
     """The frames ``codec`` sends first on a new connection (none if it defines no opening)."""
     method = getattr(codec, "opening_frames", None)
     return list(method()) if method is not None else []
+
+
+def no_audio_errors(codec: Codec | type) -> frozenset[str]:
+    """The error codes ``codec`` documents as the answer to finalizing no audio (see ``Codec``)."""
+    return frozenset(getattr(codec, "no_audio_errors", frozenset()))
 
 
 def stream_finished(codec: Codec) -> bool:

@@ -73,6 +73,7 @@ class OpenAIRealtimeCodec(StreamOnlyCodec):
     capabilities: ClassVar[frozenset[str]] = frozenset({"api_key"})
     stream_path: ClassVar[str] = "/v1/realtime"
     session_lookup_path: ClassVar[bool] = False  # the stream names no session to look up
+    no_audio_errors: ClassVar[frozenset[str]] = frozenset({_EMPTY_COMMIT})  # OpenAI's answer to an empty commit
 
     def __init__(self) -> None:
         self.next_segment_id = 0

@@ -1,5 +1,6 @@
 """A session with nothing to transcribe still finalizes: empty transcript, every pipeline step
-ready. Silence through PocketSphinx, and no audio at all (over the stream and over HTTP).
+ready. Silence through PocketSphinx, and no audio at all (over the stream and over HTTP, and
+through any protocol's own finalize).
 
 Catches ``zero-segment-crash``: the pipeline failing on an empty transcript, so a user who
 pressed record by mistake gets an error page instead of an empty note.
@@ -24,6 +25,8 @@ from conformance_kit import (
 from harness.checks import lifecycle
 from harness.drivers.session import SessionPlan
 from harness.protocols import SessionParams
+from harness.protocols.base import no_audio_errors
+from harness.protocols.registry import codec_class
 
 
 @pytest.mark.catches("zero-segment-crash")
@@ -59,4 +62,20 @@ async def test_zero_audio_finalizes_cleanly(scenario, target, path):
         await http(target, "POST", f"/v1/sessions/{session.session_id}/finalize", history=h)
     body = await wait_state(target, session.session_id)
     scenario.run_check(lifecycle.zero_audio, body, h if path == "stream" else None)
+    scenario.verify()
+
+
+@pytest.mark.catches("zero-segment-crash")
+async def test_no_audio_then_the_protocols_finalize(scenario, target, protocol, capabilities):
+    """Connect, send no audio, end the stream the protocol's way (Deepgram ``CloseStream``, an
+    OpenAI commit, the reference ``finalize`` ...): the session completes, with no words and no
+    error but the one the protocol documents for this case. Needs nothing of the target."""
+    h = scenario.history(protocol=protocol, audio_bytes=0)
+    plan = SessionPlan(pcm=b"", params=SessionParams(engine="pocketsphinx"), pace=0, finalize="stream")
+    outcome = await run_session(target, plan, h, protocol)
+    scenario.check(driver_verdict(outcome))
+    scenario.run_check(lifecycle.no_audio_stream, h, no_audio_errors(codec_class(protocol)))
+    if "session_lookup" in capabilities and h.session_id:
+        body = await wait_state(target, h.session_id)
+        scenario.run_check(lifecycle.zero_audio, body, h if "pipeline_events" in capabilities else None)
     scenario.verify()

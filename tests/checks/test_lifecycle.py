@@ -172,3 +172,24 @@ def test_body_readers_accept_plain_forms():
     assert lifecycle.body_pipeline(b) == {"tasks": "ready"}
     assert lifecycle.body_tasks(b) == [{"text": "x"}]
     assert lifecycle.body_refined_text(b) == "Hi."
+
+
+def test_no_audio_stream_fails_on_words_or_an_error_and_allows_the_documented_answer():
+    from harness.history import History
+    from harness.protocols.events import Error, Final
+
+    clean = History(session_id="s")
+    clean.add_event(Final(0, "", 0, 0))  # an empty final is not a word
+    clean.add_event(Closed(1000))
+    assert lifecycle.no_audio_stream(clean).status is Status.PASS
+
+    worded = History(session_id="s")
+    worded.add_event(Final(0, "hello there", 0, 600))
+    v = lifecycle.no_audio_stream(worded)
+    assert v.status is Status.FAIL and "'hello there'" in v.message
+
+    empty_commit = History(session_id="s")
+    empty_commit.add_event(Error("input_audio_buffer_commit_empty", "buffer too small"))
+    assert lifecycle.no_audio_stream(empty_commit).status is Status.FAIL
+    v = lifecycle.no_audio_stream(empty_commit, frozenset({"input_audio_buffer_commit_empty"}))
+    assert v.status is Status.PASS
