@@ -1,6 +1,7 @@
 """First audio frames that race each other do not double the transcript: the first frames in one
 burst on one stream, and two connections to one session sending their first frame at once
-(scripted engine: a doubled word is audio taken twice).
+(scripted engine: a doubled word is audio taken twice); and, on any protocol, a whole utterance
+sent in one burst is heard once, through the target's own recognizer.
 
 Catches ``duplicate-engine-race``: two engine instances opened for one session, each
 transcribing the same audio.
@@ -23,13 +24,20 @@ from conformance_kit import (
     wait_acked,
 )
 
-from harness.checks import integrity
+from conformance_kit import driver_verdict, fixture_meta, run_session
+
+from harness.checks import accuracy, delivery, integrity
+from harness.checks.verdict import safe_check
+from harness.drivers.session import SessionPlan
+from harness.protocols import SessionParams
 from harness.protocols.events import Closed
 
 WORDS = 8
 FRAME = 3200  # 100 ms
 SUPERSEDE_WAIT_S = 5.0
 BURST, BURST_FRAME = 20, 640  # the first 400 ms as 20 frames of 20 ms, sent together
+BURST_FIXTURE = "meeting-01-rms"
+MAX_WER = 0.5  # as the lifecycle scenario: flite speech through a generic model; a doubling is WER 1 or more
 
 
 @pytest.mark.needs("session_api", "v1_frames", "scripted_engine")
@@ -79,5 +87,21 @@ async def test_two_connections_race_their_first_frame(scenario, target):
         await survivor.send_control("finalize")
         await drain_to_close(survivor)
     for v in integrity.all_checks(h):  # words, segments, replays, order, gaps
+        scenario.check(v)
+    scenario.verify()
+
+
+@pytest.mark.catches("duplicate-engine-race")
+async def test_an_utterance_in_one_burst_is_heard_once(scenario, target, manifest, protocol, capabilities):
+    """The whole utterance as fast as the connection takes it (no pacing), so its first frames
+    arrive together while the recognizer is still opening: every word is heard once. Judged by
+    WER against the fixture's text, so it needs no scripted engine."""
+    fx = manifest.get(BURST_FIXTURE)
+    h = scenario.history(**fixture_meta(fx), protocol=protocol, race="one burst")
+    plan = SessionPlan(pcm=fx.pcm(), params=SessionParams(engine="pocketsphinx"), pace=0, finalize="stream")
+    outcome = await run_session(target, plan, h, protocol)
+    for v in (safe_check(driver_verdict, outcome), safe_check(accuracy.wer, h, max_wer=MAX_WER),
+              safe_check(delivery.finals_once_per_connection, h, "segment_ids" in capabilities),
+              safe_check(integrity.ordering, h)):
         scenario.check(v)
     scenario.verify()
