@@ -236,13 +236,14 @@ def no_audio_stream(history: History, documented_errors: frozenset[str] = frozen
     name = "lifecycle.no_audio_stream"
     who = session_label(history)
     problems: list[str] = []
-    worded = [f for _, f in history.finals() if f.text.strip()]
+    finals = history.finals()
+    worded = [f for _, f in finals if f.text.strip()]
     if worded:
         problems.append(f"{len(worded)} final(s) with words and no audio sent: {worded[0].text[:60]!r}")
     errors = [e for _, e in history.events("error") if e.code not in documented_errors]  # type: ignore[union-attr]
     if errors:
         problems.append("error " + ", ".join(f"{e.code!r} ({e.message[:60]})" for e in errors[:3]))  # type: ignore[union-attr]
-    evidence = {"finals": len(history.finals()), "errors": len(errors)}
+    evidence = {"finals": len(finals), "errors": len(errors)}
     if problems:
         return verdict(name, Status.FAIL, f"{who}: finalize with no audio broken: " + short(problems, 3), {}, evidence)
     return verdict(name, Status.PASS, f"{who}: finalize with no audio: no words, no error", {}, evidence)

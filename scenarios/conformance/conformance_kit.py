@@ -24,6 +24,8 @@ from harness.protocols.events import Ack, Closed, Event, PipelineEvent, Ready
 SCRIPT = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima"
 WORD_MS = 300
 WORD_BYTES = WORD_MS * 32  # 9,600 bytes of 16 kHz s16le audio per scripted word
+# flite speech through PocketSphinx's generic model; a transcript heard twice is WER 1 or more
+MAX_WER = 0.5
 PIPELINE_TIMEOUT_S = 10.0  # the pipeline takes milliseconds here; a stuck one should not stall the suite
 
 
@@ -57,6 +59,11 @@ def fixture_meta(fixture: Any) -> dict[str, Any]:
     if fixture.speech_end_s is not None:
         meta["speech_end_ms"] = round(fixture.speech_end_s * 1000)
     return meta
+
+
+def no_audio_plan() -> SessionPlan:
+    """A session that sends no audio and ends the stream the protocol's way."""
+    return SessionPlan(pcm=b"", params=SessionParams(engine="pocketsphinx"), pace=0, finalize="stream")
 
 
 async def run_session(target: Any, plan: SessionPlan, history: History, protocol: str = "reference") -> SessionOutcome:

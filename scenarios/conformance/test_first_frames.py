@@ -14,17 +14,19 @@ import time
 
 import pytest
 from conformance_kit import (
+    MAX_WER,
     SCRIPT,
     connect,
     drain_to_close,
+    driver_verdict,
     expected_words,
+    fixture_meta,
     new_session,
+    run_session,
     scripted_pcm,
     send_all,
     wait_acked,
 )
-
-from conformance_kit import driver_verdict, fixture_meta, run_session
 
 from harness.checks import accuracy, delivery, integrity
 from harness.checks.verdict import safe_check
@@ -37,7 +39,6 @@ FRAME = 3200  # 100 ms
 SUPERSEDE_WAIT_S = 5.0
 BURST, BURST_FRAME = 20, 640  # the first 400 ms as 20 frames of 20 ms, sent together
 BURST_FIXTURE = "meeting-01-rms"
-MAX_WER = 0.5  # as the lifecycle scenario: flite speech through a generic model; a doubling is WER 1 or more
 
 
 @pytest.mark.needs("session_api", "v1_frames", "scripted_engine")

@@ -4,7 +4,7 @@ every pipeline event, with accuracy (WER) and latency measured (PocketSphinx, re
 from __future__ import annotations
 
 import pytest
-from conformance_kit import driver_verdict, fixture_meta, run_session, unnamed_session, wait_state
+from conformance_kit import MAX_WER, driver_verdict, fixture_meta, run_session, unnamed_session, wait_state
 
 from harness.checks import accuracy, conformance, delivery, integrity, latency, lifecycle, session
 from harness.checks.verdict import safe_check
@@ -12,7 +12,6 @@ from harness.drivers.session import SessionPlan
 from harness.protocols import SessionParams
 
 FIXTURE = "meeting-01-rms"
-MAX_WER = 0.5  # flite speech through PocketSphinx's generic model; the SLOs judge the samples
 CREATE_LIMIT_MS = 2000
 
 

@@ -17,6 +17,7 @@ from conformance_kit import (
     fixture_meta,
     http,
     new_session,
+    no_audio_plan,
     run_session,
     unnamed_session,
     wait_state,
@@ -71,8 +72,7 @@ async def test_no_audio_then_the_protocols_finalize(scenario, target, protocol, 
     OpenAI commit, the reference ``finalize`` ...): the session completes, with no words and no
     error but the one the protocol documents for this case. Needs nothing of the target."""
     h = scenario.history(protocol=protocol, audio_bytes=0)
-    plan = SessionPlan(pcm=b"", params=SessionParams(engine="pocketsphinx"), pace=0, finalize="stream")
-    outcome = await run_session(target, plan, h, protocol)
+    outcome = await run_session(target, no_audio_plan(), h, protocol)
     scenario.check(driver_verdict(outcome))
     scenario.run_check(lifecycle.no_audio_stream, h, no_audio_errors(codec_class(protocol)))
     if "session_lookup" in capabilities and h.session_id:
